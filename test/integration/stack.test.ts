@@ -1,0 +1,143 @@
+// `smartcity stack up | down | status` on ports of its own (not the shared test stack's), with a
+// throwaway data folder.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { loadConfig, type Config } from '../../config';
+import { createKafka } from '../../kafka/client';
+import { stackDown, stackStatus, stackUp, PortInUseError } from '../../stack';
+import { isAlive, portIsFree } from '../../stack/processes';
+import { runCli } from '../helpers/cli';
+
+const dataDir = mkdtempSync(join(tmpdir(), 'smartcity-stack-test-'));
+const env = {
+  SMARTCITY_DATA_DIR: dataDir,
+  SMARTCITY_TEMPORAL_PORT: '37233',
+  SMARTCITY_TEMPORAL_UI_PORT: '38233',
+  SMARTCITY_KAFKA_PORT: '39092',
+  SMARTCITY_KAFKA_CONTROLLER_PORT: '39093',
+};
+const config: Config = loadConfig({ ...process.env, ...env });
+const ports = Object.values(config.ports);
+
+/** Processes whose command line mentions this test's data folder. */
+function processesUsing(folder: string): number[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(folder);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+describe('smartcity stack', () => {
+  after(async () => {
+    await stackDown(config);
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('status reports both components stopped before up', async () => {
+    const info = await stackStatus(config);
+    assert.deepEqual(
+      info.components.map((c) => [c.name, c.state, c.answering]),
+      [
+        ['temporal', 'stopped', false],
+        ['kafka', 'stopped', false],
+      ],
+    );
+  });
+
+  test('up starts Temporal and Kafka, creates the topics and prints the URLs', async () => {
+    const result = runCli(['stack', 'up'], env);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /Temporal Web UI\s+http:\/\/localhost:38233/);
+    assert.match(result.stdout, /Temporal gRPC\s+127\.0\.0\.1:37233/);
+    assert.match(result.stdout, /Kafka bootstrap\s+127\.0\.0\.1:39092/);
+
+    const info = await stackStatus(config);
+    for (const c of info.components) assert.deepEqual([c.name, c.state, c.answering], [c.name, 'running', true]);
+
+    const admin = createKafka(config).admin();
+    await admin.connect();
+    try {
+      const topics = await admin.listTopics();
+      for (const topic of ['vehicle_data', 'gps_data', 'traffic_data', 'weather_data', 'emergency_data', 'smartcity_dead_letter']) {
+        assert.ok(topics.includes(topic), `topic ${topic} exists`);
+      }
+    } finally {
+      await admin.disconnect();
+    }
+  });
+
+  test('up a second time leaves the running components alone', async () => {
+    const before = (await stackStatus(config)).components.map((c) => c.pid);
+    const result = runCli(['stack', 'up'], env);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stderr, /already running/);
+    assert.deepEqual((await stackStatus(config)).components.map((c) => c.pid), before);
+  });
+
+  test('workflow history survives down and up', async () => {
+    const connect = () => Connection.connect({ address: config.temporal.address });
+    let connection = await connect();
+    // No worker polls this queue: the execution simply stays open, which is all we need to find later.
+    await new Client({ connection }).workflow.start('noWorkerListens', { taskQueue: 'stack-test-idle', workflowId: 'stack-test-survivor' });
+    await connection.close();
+
+    await stackDown(config);
+    await stackUp(config);
+
+    connection = await connect();
+    try {
+      const description = await new Client({ connection }).workflow.getHandle('stack-test-survivor').describe();
+      assert.equal(description.status.name, 'RUNNING');
+    } finally {
+      await connection.close();
+    }
+  });
+
+  test('down stops exactly what up started and leaves no process behind', async () => {
+    const pids = (await stackStatus(config)).components.map((c) => c.pid!);
+    const result = runCli(['stack', 'down'], env);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /stopped: Kafka broker, Temporal dev server/);
+    for (const pid of pids) assert.equal(isAlive(pid), false, `pid ${pid} is gone`);
+    assert.deepEqual(processesUsing(dataDir), []);
+    for (const port of ports) assert.ok(await portIsFree(port), `port ${port} is free again`);
+
+    const status = runCli(['stack', 'status'], env);
+    assert.equal(status.status, 3, 'status exits 3 while the stack is down');
+    assert.match(status.stdout, /Kafka broker\s+stopped/);
+  });
+
+  describe('with a port taken by another process', () => {
+    let squatter: Server;
+    before(async () => {
+      squatter = createServer();
+      await new Promise<void>((resolve) => squatter.listen(config.ports.kafka, '127.0.0.1', resolve));
+    });
+    after(async () => new Promise<void>((resolve) => squatter.close(() => resolve())));
+
+    test('up fails with an error naming the port and starts nothing', async () => {
+      await assert.rejects(stackUp(config), (err: Error) => {
+        assert.ok(err instanceof PortInUseError);
+        assert.match(err.message, /port 39092 \(Kafka\) is already in use/);
+        assert.match(err.message, /SMARTCITY_KAFKA_PORT/);
+        return true;
+      });
+      assert.deepEqual(processesUsing(dataDir), []);
+
+      const result = runCli(['stack', 'up'], env);
+      assert.equal(result.status, 1);
+      assert.match(result.stderr, /port 39092/);
+    });
+  });
+});
