@@ -2,6 +2,8 @@
 // code; errors become one line on stderr: usage and config errors exit 2, failures exit 1.
 import { ConfigError } from '../config';
 import { UsageError } from './args';
+import { demoCommand, DEMO_USAGE } from './demo';
+import { simulateCommand, SIMULATE_USAGE } from './simulate';
 import { stackCommand, STACK_USAGE } from './stack';
 
 interface Command {
@@ -12,6 +14,8 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   stack: { summary: 'start, stop or inspect the local Kafka broker and Temporal dev server', usage: STACK_USAGE, run: stackCommand },
+  simulate: { summary: 'stream a simulated fleet into Kafka', usage: SIMULATE_USAGE, run: simulateCommand },
+  demo: { summary: 'the quick start: stack up, historic and live simulation, totals', usage: DEMO_USAGE, run: demoCommand },
 };
 
 function help(): string {
@@ -44,7 +48,7 @@ export async function main(argv: string[]): Promise<number> {
     return await command.run(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      console.error(`smartcity ${name}: ${err.message}\n\nusage: ${command.usage}`);
+      console.error(`smartcity ${name}: ${err.message}\n(see \`smartcity ${name} --help\`)`);
       return 2;
     }
     if (err instanceof ConfigError) {
