@@ -10,7 +10,8 @@ export const GENERATED_FILE = join(__dirname, 'generated', 'events.ts');
 export async function renderEventTypes(): Promise<string> {
   const load = (file: string) => JSON.parse(readFileSync(join(SCHEMA_DIR, file), 'utf8')) as JSONSchema;
   const envelope = load('envelope.json');
-  const schemas: JSONSchema[] = [envelope, envelope.$defs?.location as JSONSchema, ...SOURCE_FILES.map(load)];
+  const location = (envelope.$defs as Record<string, JSONSchema>).location!;
+  const schemas: JSONSchema[] = [envelope, location, ...SOURCE_FILES.map(load)];
   const parts: string[] = [];
   for (const schema of schemas) {
     parts.push(

@@ -22,7 +22,7 @@ function quietLogger() {
 async function runOnce(connection: NativeConnection, client: Client, namespace: string): Promise<string> {
   const taskQueue = `env-test-${randomUUID()}`;
   const worker = await Worker.create({ connection, namespace, taskQueue, workflowBundle: await workflowBundle(), activities });
-  return worker.runUntil(client.workflow.execute('waitAnHourThenEcho', { taskQueue, workflowId: taskQueue, args: ['hello'] }));
+  return worker.runUntil(client.workflow.execute<(text: string) => Promise<string>>('waitAnHourThenEcho', { taskQueue, workflowId: taskQueue, args: ['hello'] }));
 }
 
 async function withEnv(create: () => Promise<TestWorkflowEnvironment>, fn: (env: TestWorkflowEnvironment) => Promise<void>) {
