@@ -1,0 +1,37 @@
+// `npm run bench -- <name…>`: benchmarks that print a ratio against a reference measured in the
+// same run. They need the local stack; it is brought up if it is not running, and stopped again
+// afterwards only if this run started it.
+import { loadConfig } from '../config';
+import { stackDown, stackStatus, stackUp } from '../stack';
+import { benchProducer } from './producer';
+
+const BENCHES: Record<string, { summary: string; run: () => Promise<unknown> }> = {
+  producer: { summary: 'smartcity EventProducer vs kafka-producer-perf-test (events/s, MB/s, acks=all)', run: () => benchProducer() },
+};
+
+async function main(names: string[]): Promise<number> {
+  const unknown = names.filter((n) => !BENCHES[n]);
+  if (unknown.length > 0 || names.includes('--help')) {
+    if (unknown.length > 0) console.error(`unknown benchmark: ${unknown.join(', ')}`);
+    console.error(`usage: npm run bench -- [${Object.keys(BENCHES).join(' | ')}]…  (all when none is named)`);
+    for (const [name, b] of Object.entries(BENCHES)) console.error(`  ${name.padEnd(10)} ${b.summary}`);
+    return 2;
+  }
+  const config = loadConfig();
+  const wasUp = (await stackStatus(config)).components.every((c) => c.state === 'running');
+  await stackUp(config);
+  try {
+    for (const name of names.length ? names : Object.keys(BENCHES)) await BENCHES[name]!.run();
+  } finally {
+    if (!wasUp) await stackDown(config);
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => (process.exitCode = code),
+  (err: unknown) => {
+    console.error((err as Error).message ?? err);
+    process.exitCode = 1;
+  },
+);
