@@ -23,11 +23,35 @@ trap '"$SMARTCITY" stack down >/dev/null 2>&1 || true' EXIT
 echo "== test stack"
 "$SMARTCITY" stack up
 
+REPORTS="$SMARTCITY_DATA_DIR/reports"
+mkdir -p "$REPORTS"
+status=0
+
 echo "== TypeScript tests"
 mapfile -t files < <(find test -name '*.test.ts' | sort)
-node --import tsx --test --test-reporter=spec "${files[@]}"
+node --import tsx --test --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$REPORTS/node.tap" "${files[@]}" || status=1
+node_pass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$REPORTS/node.tap")
+node_fail=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$REPORTS/node.tap")
 
+py_pass=0 py_fail=0
 if compgen -G "spark/tests/test_*.py" >/dev/null; then
   echo "== Spark tests"
-  "$ROOT/.tools/venv/bin/python" -m pytest -q spark/tests
+  rc=0
+  "$ROOT/.tools/venv/bin/python" -m pytest -q -p no:cacheprovider --junitxml="$REPORTS/pytest.xml" spark/tests || rc=$?
+  [ "$rc" -eq 0 ] || status=1
+  py_tests=0 py_failed=$((rc != 0)) py_errors=0 py_skipped=0
+  [ -f "$REPORTS/pytest.xml" ] && read -r py_tests py_failed py_errors py_skipped < <(python3 - "$REPORTS/pytest.xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suite = root if root.tag == "testsuite" else root.find("testsuite")
+print(*(int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")))
+PY
+  ) || true
+  py_fail=$((py_failed + py_errors))
+  py_pass=$((py_tests - py_fail - py_skipped))
 fi
+
+echo
+echo "tests: $((${node_pass:-0} + py_pass)) passed, $((${node_fail:-0} + py_fail)) failed"
+exit "$status"
