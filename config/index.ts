@@ -14,6 +14,7 @@ const fileSchema = z
   .object({
     target: z.enum(['local', 'aws']).optional(),
     dataDir: z.string().min(1).optional(),
+    lakeRoot: z.string().min(1).optional(),
     toolsDir: z.string().min(1).optional(),
     temporal: z.object({ address: z.string().min(1), namespace: z.string().min(1), taskQueue: z.string().min(1) }).partial().strict().optional(),
     kafka: z
@@ -41,6 +42,7 @@ const fileSchema = z
 const ENV: Record<string, string[]> = {
   SMARTCITY_TARGET: ['target'],
   SMARTCITY_DATA_DIR: ['dataDir'],
+  SMARTCITY_LAKE_ROOT: ['lakeRoot'],
   SMARTCITY_TOOLS_DIR: ['toolsDir'],
   SMARTCITY_TEMPORAL_ADDRESS: ['temporal', 'address'],
   SMARTCITY_TEMPORAL_NAMESPACE: ['temporal', 'namespace'],
@@ -82,6 +84,8 @@ export interface KafkaSasl {
 export interface Config {
   target: 'local' | 'aws';
   dataDir: string;
+  /** Root of the lake (raw, quarantine, curated, checkpoints): a local folder or s3://bucket/prefix. */
+  lakeRoot: string;
   toolsDir: string;
   ports: { temporal: number; temporalUi: number; kafka: number; kafkaController: number };
   temporal: { address: string; namespace: string; taskQueue: string; uiUrl: string };
@@ -173,6 +177,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     target: c.target ?? 'local',
     dataDir: abs(c.dataDir ?? '.data'),
+    lakeRoot: c.lakeRoot === undefined ? join(abs(c.dataDir ?? '.data'), 'lake') : /^[a-z][a-z0-9+.-]*:\/\//.test(c.lakeRoot) ? c.lakeRoot : abs(c.lakeRoot),
     toolsDir: abs(c.toolsDir ?? '.tools'),
     ports,
     temporal: {

@@ -1,0 +1,280 @@
+// DuckDB, the local target's catalog, warehouse and query engine: opening its database files and
+// reading the lake's Parquet. The catalog, warehouse and query activities build on this module only.
+import { DuckDBInstance, listValue, type DuckDBConnection, type DuckDBValue, type Json } from '@duckdb/node-api';
+import { ApplicationFailure } from '@temporalio/common';
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Config } from '../config';
+import type { Layer, TimeWindow } from './types';
+
+/** Lake columns every event carries (snake_case, as the Spark jobs write them). */
+export const EVENT_ID = 'event_id';
+export const EVENT_TIME = 'event_time';
+
+/** Another process (the CLI's report, a second worker) may hold a database file for a moment. */
+const LOCK_WAIT_MS = 15_000;
+
+/** The lake as a local folder: DuckDB here reads the files the local Spark jobs wrote. */
+export function lakeRoot(config: Config): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//.test(config.lakeRoot)) {
+    throw ApplicationFailure.nonRetryable(`the local target reads the lake from a folder, not ${config.lakeRoot}; unset SMARTCITY_LAKE_ROOT or point it at a folder`, 'InvalidConfig');
+  }
+  return config.lakeRoot;
+}
+
+/** Folder of one table of the lake: `<lake>/<layer>/<source>`. */
+export function tableRoot(config: Config, layer: Layer, source: string): string {
+  return join(lakeRoot(config), layer, source);
+}
+
+// ---- databases -----------------------------------------------------------------------------
+
+// DuckDB's lock is per process: two instances of one file in this process would both get it and
+// corrupt the file. Calls on the same file therefore wait for each other here.
+const queues = new Map<string, Promise<unknown>>();
+
+function isLockConflict(err: unknown): boolean {
+  return err instanceof Error && /Could not set lock on file/i.test(err.message);
+}
+
+async function open(path: string, readOnly: boolean): Promise<DuckDBInstance> {
+  const options = readOnly ? { access_mode: 'READ_ONLY' } : undefined;
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+    try {
+      return await DuckDBInstance.create(path, options);
+    } catch (err) {
+      if (!isLockConflict(err)) throw err;
+      if (Date.now() + delay > deadline) {
+        throw new Error(`${path} stayed locked by another process for ${LOCK_WAIT_MS / 1000}s: ${(err as Error).message}`);
+      }
+      await sleep(delay);
+    }
+  }
+}
+
+async function session<T>(path: string, readOnly: boolean, run: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+  if (path !== ':memory:') await mkdir(dirname(path), { recursive: true });
+  const instance = await open(path, readOnly);
+  try {
+    const conn = await instance.connect();
+    try {
+      // Window bounds are UTC instants; with the session in UTC a naive TIMESTAMP compares as UTC
+      // too, and timestamps print the same on every machine.
+      await conn.run("SET TimeZone = 'UTC'");
+      return await run(conn);
+    } finally {
+      conn.disconnectSync();
+    }
+  } finally {
+    instance.closeSync();
+  }
+}
+
+/**
+ * Opens the database file (created if missing, unless read-only), runs `run` with a connection and
+ * closes the file again, so other processes can open it between calls. Without a path the
+ * database lives in memory (for queries over Parquet only).
+ */
+export async function withDatabase<T>(
+  path: string | undefined,
+  run: (conn: DuckDBConnection) => Promise<T>,
+  options: { readOnly?: boolean } = {},
+): Promise<T> {
+  if (path === undefined) return session(':memory:', false, run);
+  const previous = queues.get(path) ?? Promise.resolve();
+  const current = previous.then(() => session(path, options.readOnly ?? false, run));
+  const settled = current.catch(() => undefined);
+  queues.set(path, settled);
+  try {
+    return await current;
+  } finally {
+    if (queues.get(path) === settled) queues.delete(path);
+  }
+}
+
+/** Runs `run` in one transaction: all of its writes become visible together, or none does. */
+export async function inTransaction<T>(conn: DuckDBConnection, run: () => Promise<T>): Promise<T> {
+  await conn.run('BEGIN TRANSACTION');
+  let result: T;
+  try {
+    result = await run();
+  } catch (err) {
+    // The error that aborted the work is the one to report, not a failed rollback of it.
+    await conn.run('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+  await conn.run('COMMIT');
+  return result;
+}
+
+export type Params = Record<string, DuckDBValue>;
+export type Row = Record<string, Json>;
+
+export async function queryRows(conn: DuckDBConnection, sql: string, params?: Params | DuckDBValue[]): Promise<Row[]> {
+  const reader = await conn.runAndReadAll(sql, params);
+  return reader.getRowObjectsJson();
+}
+
+/** A SQL identifier in double quotes, safe whatever the name holds. */
+export function ident(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** A value of a result row as text (NULL as `null`), for names, types and messages. */
+export function toText(value: Json | undefined): string {
+  return typeof value === 'string' ? value : JSON.stringify(value ?? null);
+}
+
+/** DuckDB prints BIGINT and HUGEINT as strings in JSON; counts come back as numbers here. */
+export function toNumber(value: Json | undefined): number {
+  return value === null || value === undefined ? 0 : Number(value);
+}
+
+/** Column names of a table of the database file (not of this session's temporary tables); none if it does not exist. */
+export async function tableColumnNames(conn: DuckDBConnection, table: string): Promise<string[]> {
+  const rows = await queryRows(
+    conn,
+    "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = $table ORDER BY column_index",
+    { table },
+  );
+  return rows.map((r) => toText(r.column_name));
+}
+
+// ---- time windows ---------------------------------------------------------------------------
+
+export interface Window {
+  /** Normalised ISO-8601 UTC, for binding as TIMESTAMPTZ. */
+  from: string;
+  to: string;
+  fromMs: number;
+  toMs: number;
+  label: string;
+}
+
+export function parseWindow(window: TimeWindow): Window {
+  const fromMs = Date.parse(window.from);
+  const toMs = Date.parse(window.to);
+  if (Number.isNaN(fromMs) || Number.isNaN(toMs) || fromMs >= toMs) {
+    throw ApplicationFailure.nonRetryable(`invalid window ${JSON.stringify(window)}: expected ISO times with from < to`, 'InvalidInput');
+  }
+  const from = new Date(fromMs).toISOString();
+  const to = new Date(toMs).toISOString();
+  return { from, to, fromMs, toMs, label: `${from}/${to}` };
+}
+
+const HOUR_MS = 3_600_000;
+
+/** The event-time partitions (`date=…/hour=…`, UTC) that can hold events of the window. */
+export function hourPartitions(window: Window): string[] {
+  const dirs: string[] = [];
+  for (let hour = Math.floor(window.fromMs / HOUR_MS) * HOUR_MS; hour < window.toMs; hour += HOUR_MS) {
+    const iso = new Date(hour).toISOString();
+    dirs.push(`date=${iso.slice(0, 10)}/hour=${iso.slice(11, 13)}`);
+  }
+  return dirs;
+}
+
+// ---- the lake's Parquet ------------------------------------------------------------------------
+
+export interface LakeFile {
+  path: string;
+  size: number;
+  mtimeMs: number;
+  /** Folder relative to the table root, `/`-separated: `date=2026-03-02/hour=09/batch_id=7`. */
+  partition: string;
+}
+
+// Spark's bookkeeping (_SUCCESS, _spark_metadata, _temporary, .crc files) and the staging folders
+// of an unfinished dynamic-overwrite write (.spark-staging-*) are not data: Hive and Glue skip
+// names starting with `_` or `.` for the same reason.
+const isHidden = (name: string) => name.startsWith('_') || name.startsWith('.');
+
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+async function walk(root: string, partition: string, out: LakeFile[]): Promise<void> {
+  let entries;
+  try {
+    entries = await readdir(join(root, partition), { withFileTypes: true });
+  } catch (err) {
+    if (isMissing(err)) return;
+    throw err;
+  }
+  for (const entry of entries) {
+    if (isHidden(entry.name)) continue;
+    const relative = partition ? `${partition}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) {
+      await walk(root, relative, out);
+    } else if (entry.isFile() && entry.name.endsWith('.parquet')) {
+      const path = join(root, relative);
+      try {
+        const info = await stat(path);
+        out.push({ path, size: info.size, mtimeMs: info.mtimeMs, partition });
+      } catch (err) {
+        // Replaced by a Spark overwrite since the listing: the next crawl or retry sees its successor.
+        if (!isMissing(err)) throw err;
+      }
+    }
+  }
+}
+
+/**
+ * The Parquet files of a table (`<lake>/<layer>/<source>`), or only of the given partition folders
+ * under it, sorted by path. A table or partition that does not exist yet has no files.
+ */
+export async function listParquet(root: string, partitions: string[] = ['']): Promise<LakeFile[]> {
+  const files: LakeFile[] = [];
+  for (const partition of partitions) await walk(root, partition, files);
+  return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+/** Key/value pairs of a partition folder (`date=2026-03-02/hour=09` → [[date, 2026-03-02], [hour, 09]]). */
+export function partitionValues(partition: string): [string, string][] {
+  return partition
+    .split('/')
+    .map((segment) => segment.split('='))
+    .filter((kv): kv is [string, string] => kv.length === 2)
+    // Spark writes a special character of a partition value as %XX of its code.
+    .map(([key, value]) => [key, value.replace(/%([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)))]);
+}
+
+/** Changes whenever a file of the set is added, removed or rewritten. */
+export function fingerprint(files: LakeFile[]): string {
+  const hash = createHash('sha256');
+  for (const f of files) hash.update(`${f.path}\0${f.size}\0${f.mtimeMs}\n`);
+  return hash.digest('hex');
+}
+
+/** Binds a file list for `scanParquet`. */
+export function fileList(files: LakeFile[]): DuckDBValue {
+  return listValue(files.map((f) => f.path));
+}
+
+/**
+ * The rows of the Parquet files bound to `placeholder` (`$files`, `$1`; see fileList). Files are matched by column
+ * name, so a file written before a new optional column reads it as NULL. Partition values are not
+ * added as columns: they repeat the event time, and DuckDB would parse any `key=value` folder of
+ * the absolute path, the data dir's included; listParquet/partitionValues read them from the path
+ * below the table root instead.
+ */
+export function scanParquet(placeholder: string): string {
+  return `read_parquet(${placeholder}, union_by_name = true, hive_partitioning = false)`;
+}
+
+export interface Column {
+  name: string;
+  /** DuckDB's type, e.g. `BIGINT`, `TIMESTAMP WITH TIME ZONE`. */
+  type: string;
+}
+
+/** The columns of a set of Parquet files, merged by name as scanParquet reads them; none without files. */
+export async function describeParquet(conn: DuckDBConnection, files: LakeFile[]): Promise<Column[]> {
+  if (files.length === 0) return [];
+  const rows = await queryRows(conn, `DESCRIBE SELECT * FROM ${scanParquet('$files')}`, { files: fileList(files) });
+  return rows.map((r) => ({ name: toText(r.column_name), type: toText(r.column_type) }));
+}

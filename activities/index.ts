@@ -1,0 +1,48 @@
+// The activities a worker registers, bound to the configured target at start-up. Workflows only
+// know the PipelineActivities contract (./types), so their histories replay against any target.
+import type { Config } from '../config';
+import { EventProducer } from '../producers/event-producer';
+import { catalogActivities } from './catalog';
+import { kafkaActivities } from './kafka';
+import { queryActivities } from './queries';
+import { sparkActivities } from './spark';
+import type { PipelineActivities } from './types';
+import { warehouseActivities } from './warehouse';
+
+export type { PipelineActivities } from './types';
+
+export interface ActivitySet {
+  activities: PipelineActivities;
+  /** Releases what the activities hold open (the Kafka producer); call after the worker stopped. */
+  close(): Promise<void>;
+}
+
+export function createActivities(config: Config): ActivitySet {
+  if (config.target !== 'local') {
+    throw new Error(`target "${config.target}" has no activities yet; only "local" is implemented`);
+  }
+  // One producer per worker, shared by every journey chunk: batching works across vehicles.
+  let producer: Promise<EventProducer> | undefined;
+  const sharedProducer = () =>
+    (producer ??= (async () => {
+      const p = new EventProducer(config);
+      await p.connect();
+      return p;
+    })().catch((err: unknown) => {
+      producer = undefined; // the next activity attempt connects afresh
+      throw err;
+    }));
+  const activities: PipelineActivities = {
+    ...kafkaActivities(config, sharedProducer),
+    ...sparkActivities(config),
+    ...catalogActivities(config),
+    ...warehouseActivities(config),
+    ...queryActivities(config),
+  };
+  return {
+    activities,
+    close: async () => {
+      if (producer) await (await producer).close();
+    },
+  };
+}

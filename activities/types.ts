@@ -1,0 +1,128 @@
+// The contract between workflows and activities: what each activity takes and returns. Workflows
+// import these types only (`import type`), so the same workflow code and histories run against
+// the local implementations (Kafka, spark-submit, DuckDB) and the aws ones (EMR, Glue, Redshift,
+// Athena). Everything here is plain JSON: it travels through Temporal's payload converter.
+import type { Source } from '../schemas';
+
+/** A half-open time window [from, to) of event time, both ISO-8601 UTC with Z. */
+export interface TimeWindow {
+  from: string;
+  to: string;
+}
+
+export type SourceCounts = Record<Source, number>;
+
+// ---- streaming ---------------------------------------------------------------------------
+
+export interface StreamingJobSpec {
+  /** Stable name of the job; its checkpoint is derived from it, so a restart resumes. */
+  jobName: string;
+  triggerSeconds: number;
+  maxOffsetsPerTrigger?: number;
+}
+
+/** One micro-batch of the ingest job, as its progress file records it. */
+export interface IngestProgress {
+  batchId: number;
+  /** When the batch finished, ISO UTC. */
+  at: string;
+  consumed: number;
+  valid: number;
+  quarantined: number;
+  durationMs: number;
+}
+
+export interface StreamingJobState {
+  jobName: string;
+  state: 'running' | 'succeeded' | 'failed' | 'stopped' | 'unknown';
+  pid?: number;
+  exitCode?: number;
+  lastProgress?: IngestProgress;
+  /** Last lines of the job's log when it failed: the crash reason people read. */
+  failure?: string;
+}
+
+// ---- batch -------------------------------------------------------------------------------
+
+export type Layer = 'raw' | 'curated';
+
+export interface CrawlResult {
+  layer: Layer;
+  /** Tables the catalog holds for the layer after the crawl, one per source. */
+  tables: string[];
+  partitionsAdded: number;
+  /** Human-readable schema changes found, e.g. `raw.gps: new column satellites (BIGINT)`. */
+  schemaChanges: string[];
+  /** When the crawl started (the aws target checks it began after the window's data landed). */
+  startedAt: string;
+}
+
+export interface CurateResult {
+  rowsRead: number;
+  duplicatesDropped: number;
+  rowsWritten: SourceCounts;
+}
+
+export interface LoadResult {
+  rows: SourceCounts;
+}
+
+export interface QualityCheck {
+  name: string;
+  passed: boolean;
+  detail: string;
+}
+
+export interface QualityResult {
+  passed: boolean;
+  checks: QualityCheck[];
+  /** Rows of the window per layer: distinct event ids in raw, curated rows, warehouse rows. */
+  counts: { raw: SourceCounts; curated: SourceCounts; warehouse: SourceCounts };
+}
+
+// ---- fleet simulation ----------------------------------------------------------------------
+
+export interface FleetSpec {
+  vehicles: number;
+  seed: number;
+  /** Departure of the first vehicle, ISO UTC. */
+  start: string;
+  route?: string;
+  tickSeconds?: number;
+}
+
+export interface JourneyChunkInput {
+  fleet: FleetSpec;
+  vehicleIndex: number;
+  /** Index of the first event of the journey to send (events before it were acknowledged). */
+  fromIndex: number;
+  /** Send events whose event time is before this (ISO UTC); the chunk ends there or at arrival. */
+  untilEventTime: string;
+  /** Pacing: undefined = as fast as possible; else event time t is sent at wallAnchorMs + (t − simAnchorMs) / speedup. */
+  pacing?: { speedup: number; wallAnchorMs: number; simAnchorMs: number };
+}
+
+export interface JourneyChunkResult {
+  nextIndex: number;
+  arrived: boolean;
+  sent: SourceCounts;
+}
+
+// ---- the activity set ------------------------------------------------------------------------
+
+/** Every activity the workflows call; `createActivities(config)` returns one per target. */
+export interface PipelineActivities {
+  startStreamingJob(spec: StreamingJobSpec): Promise<StreamingJobState>;
+  /** Returns when the job exits or after `maxWaitSeconds`, with its latest state; heartbeats. */
+  watchStreamingJob(input: { jobName: string; maxWaitSeconds: number }): Promise<StreamingJobState>;
+  stopStreamingJob(input: { jobName: string; graceSeconds: number }): Promise<StreamingJobState>;
+
+  crawlLayer(input: { layer: Layer; window: TimeWindow }): Promise<CrawlResult>;
+  curateWindow(input: { window: TimeWindow }): Promise<CurateResult>;
+  loadWarehouse(input: { window: TimeWindow }): Promise<LoadResult>;
+  checkQuality(input: { window: TimeWindow }): Promise<QualityResult>;
+  /** Rows per source in raw for each window (late-data detection compares them with the load). */
+  countRawWindows(input: { windows: TimeWindow[] }): Promise<SourceCounts[]>;
+
+  produceJourneyChunk(input: JourneyChunkInput): Promise<JourneyChunkResult>;
+}

@@ -1,0 +1,496 @@
+// Runs the PySpark jobs of spark/jobs as detached spark-submit processes that outlive whoever
+// started them, so a Temporal activity can start a job, return, and a later activity (on another
+// worker process, after a restart) can still ask how it is doing, stop it, or read its log.
+// Everything a later call needs lives in files under <dataDir>/run: the pid record of
+// stack/processes.ts, plus, next to it, the job's description, its exit code and a stop marker.
+// Inputs and outputs are plain JSON.
+//
+// Exit codes: a detached process's exit status goes to its parent only, and the starter may be
+// long gone. So spark-submit runs under a small `sh` that waits for it and writes its status to a
+// file (`.exit`, written to a temporary name and renamed, so a reader never sees half of it). The
+// shell traps TERM/INT/HUP with a no-op: a signal sent to the process group reaches spark-submit,
+// while the shell lives on to record how it ended (a trapped signal, unlike an ignored one, is
+// reset to its default in spark-submit). Only SIGKILL takes the shell down with the job; then no
+// exit code is written, and the stop marker tells a stop we asked for from a crash.
+import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { PROJECT_ROOT, type Config } from '../config';
+import type { Source } from '../schemas';
+import { isAlive, logPath, runDir, runningProcess, startProcess, tailLog } from '../stack/processes';
+import { tools } from '../stack/tools';
+
+export type SparkJobKind = 'stream_ingest' | 'curate' | 'bare_copy';
+
+/** `local[N]`, `local[*]` or a standalone cluster's `spark://host:7077`. */
+export type SparkMaster = `local[${number}]` | 'local[*]' | `spark://${string}`;
+
+/** Flags of spark/jobs/stream_ingest.py; every path may be local or s3://. */
+export interface IngestArgs {
+  /** Default: config.lakeRoot. */
+  lakeRoot?: string;
+  /** Default (the job's): <lakeRoot>/checkpoints/ingest. */
+  checkpoint?: string;
+  /** Default (the job's): <lakeRoot>/_progress/ingest.jsonl. */
+  progressFile?: string;
+  schemasDir?: string;
+  /** Default: the configured brokers. */
+  brokers?: string[];
+  /** Source → topic, for the sources that do not read their usual topic. */
+  topics?: Partial<Record<Source, string>>;
+  /** Kafka consumer settings; visible in the process list, so never a secret (those go by env). */
+  kafkaOptions?: Record<string, string>;
+  startingOffsets?: 'earliest' | 'latest';
+  maxOffsetsPerTrigger?: number;
+  triggerSeconds?: number;
+  /** Process what Kafka holds now, then exit (the job as a batch run). */
+  availableNow?: boolean;
+  maxRecordBytes?: number;
+  stopTimeoutSeconds?: number;
+}
+
+/** Flags of spark/jobs/bare_copy.py, the benchmark's Kafka → Parquet reference job. */
+export type BareCopyArgs = Pick<IngestArgs, 'lakeRoot' | 'checkpoint' | 'progressFile' | 'brokers' | 'topics' | 'startingOffsets' | 'maxOffsetsPerTrigger' | 'triggerSeconds'>;
+
+/** Flags of spark/jobs/curate.py: one window [from, to) of event time, ISO-8601 UTC. */
+export interface CurateArgs {
+  from: string;
+  to: string;
+  /** Default: config.lakeRoot. */
+  lakeRoot?: string;
+  radiusKm?: number;
+  emergencyMinutes?: number;
+  weatherMaxGapMinutes?: number;
+  schemasDir?: string;
+  /** Where the job writes its JSON summary; default <lakeRoot>/_runs/curate/<job name>.json. */
+  summaryPath?: string;
+}
+
+interface CommonSpec {
+  /** Unique per job: names its pid record, log and state files. Letters, digits, `.`, `_`, `-`. */
+  name: string;
+  /** Default local[2]. */
+  master?: SparkMaster;
+  /** Added to the job's environment (secrets belong here, never in arguments). */
+  env?: Record<string, string>;
+  /** Spark settings, passed as --conf key=value. */
+  conf?: Record<string, string>;
+  driverMemory?: string;
+  /** Appended verbatim after the flags made from `args`. */
+  extraArgs?: string[];
+}
+
+export type SparkJobSpec = CommonSpec &
+  ({ job: 'stream_ingest'; args?: IngestArgs } | { job: 'bare_copy'; args?: BareCopyArgs } | { job: 'curate'; args: CurateArgs });
+
+export interface SparkJobHandle {
+  name: string;
+  /** The wrapper shell, leader of the job's process group. */
+  pid: number;
+  logPath: string;
+  /** Where the job appends its progress lines, as it was told (local path or URL). */
+  progressFile?: string;
+  /** Where a batch job writes its summary when it is done. */
+  summaryPath?: string;
+  startedAt: string;
+}
+
+export type SparkJobState = 'running' | 'succeeded' | 'failed' | 'stopped' | 'unknown';
+
+/** One line of a progress file, as the job wrote it. */
+export type ProgressLine = Record<string, unknown>;
+
+/**
+ * A progress line of stream_ingest; bare_copy's lines share batch_id, ingest_time, duration_ms,
+ * consumed and offsets. A type, not an interface, so that a ProgressLine converts to it directly.
+ */
+export type IngestProgress = {
+  batch_id: number;
+  /** When the batch started writing, ISO UTC; it is visible in the lake duration_ms later. */
+  ingest_time: string;
+  duration_ms: number;
+  consumed: number;
+  valid: Record<Source, number>;
+  quarantined: Record<Source, number>;
+  /** topic → partition → offsets [start, end) of the batch. */
+  offsets: Record<string, Record<string, { start: number; end: number }>>;
+  freshness_ms: number | null;
+};
+
+export interface SparkJobStatus {
+  name: string;
+  state: SparkJobState;
+  pid?: number;
+  exitCode?: number;
+  /** The last complete line of the progress file, when that file is on this machine. */
+  lastProgress?: ProgressLine;
+  /** Why the state is what it is when the exit code does not say it. */
+  detail?: string;
+}
+
+export interface StopResult {
+  name: string;
+  /** exited: it ended within the grace period; killed: it needed SIGKILL; not-running: nothing to stop. */
+  outcome: 'exited' | 'killed' | 'not-running';
+  status: SparkJobStatus;
+}
+
+export interface RunResult {
+  name: string;
+  state: SparkJobState;
+  exitCode?: number;
+  durationMs: number;
+  lastProgress?: ProgressLine;
+  /** The job's summary file, when it wrote one on this machine. */
+  summary?: Record<string, unknown>;
+  /** The last lines of the log, when the job did not succeed. */
+  logTail?: string;
+}
+
+interface JobRecord extends SparkJobHandle {
+  job: SparkJobKind;
+  command: string[];
+}
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+const MASTER = /^(local\[(\d+|\*)\]|spark:\/\/[^\s/]+)$/;
+const LOG_TAIL_LINES = 40;
+
+// $1 is the exit file; the rest is the command. Comments at the top of this file say why.
+const WRAPPER = [
+  'exit_file=$1; shift',
+  'trap : TERM INT HUP',
+  '"$@"',
+  'code=$?',
+  'echo "$code" > "$exit_file.tmp" && mv "$exit_file.tmp" "$exit_file"',
+].join('\n');
+
+/** The pid record's name: a job called `kafka` must not overwrite the broker's record. */
+const processName = (name: string) => `spark-${name}`;
+
+function files(config: Config, name: string) {
+  const base = join(runDir(config.dataDir), processName(name));
+  return { job: `${base}.job.json`, exit: `${base}.exit`, stop: `${base}.stop`, log: logPath(config.dataDir, processName(name)) };
+}
+
+function checkName(name: string): void {
+  if (!NAME.test(name)) throw new Error(`spark job name ${JSON.stringify(name)}: use letters, digits, '.', '_' and '-' (at most 100)`);
+}
+
+const isLocalPath = (path: string) => isAbsolute(path) || path.startsWith('file:') || !/^[a-z][a-z0-9+.-]*:/i.test(path);
+const localPath = (path: string) => (path.startsWith('file:') ? fileURLToPath(path) : path);
+
+function flag(out: string[], name: string, value: string | number | undefined): void {
+  if (value !== undefined) out.push(`--${name}`, String(value));
+}
+
+/** Flags the ingest and bare-copy jobs share, and the progress file the job will write. */
+function streamFlags(config: Config, args: IngestArgs, defaultProgress: string): { flags: string[]; progressFile: string } {
+  const lakeRoot = args.lakeRoot ?? config.lakeRoot;
+  const progressFile = args.progressFile ?? `${lakeRoot.replace(/\/+$/, '')}/_progress/${defaultProgress}`;
+  const flags: string[] = [];
+  flag(flags, 'lake-root', lakeRoot);
+  flag(flags, 'checkpoint', args.checkpoint);
+  flag(flags, 'progress-file', progressFile);
+  flag(flags, 'brokers', (args.brokers ?? config.kafka.brokers).join(','));
+  for (const [source, topic] of Object.entries(args.topics ?? {})) flags.push('--topic', `${source}=${topic}`);
+  flag(flags, 'starting-offsets', args.startingOffsets);
+  flag(flags, 'max-offsets-per-trigger', args.maxOffsetsPerTrigger);
+  flag(flags, 'trigger-seconds', args.triggerSeconds);
+  return { flags, progressFile };
+}
+
+function jobArgs(config: Config, spec: SparkJobSpec): { flags: string[]; progressFile?: string; summaryPath?: string } {
+  switch (spec.job) {
+    case 'stream_ingest': {
+      const args = spec.args ?? {};
+      const { flags, progressFile } = streamFlags(config, args, 'ingest.jsonl');
+      flag(flags, 'schemas-dir', args.schemasDir);
+      for (const [key, value] of Object.entries(args.kafkaOptions ?? {})) flags.push('--kafka-option', `${key}=${value}`);
+      if (args.availableNow) flags.push('--available-now');
+      flag(flags, 'max-record-bytes', args.maxRecordBytes);
+      flag(flags, 'stop-timeout-seconds', args.stopTimeoutSeconds);
+      return { flags, progressFile };
+    }
+    case 'bare_copy':
+      return streamFlags(config, spec.args ?? {}, 'bare_copy.jsonl');
+    case 'curate': {
+      const args = spec.args;
+      const lakeRoot = args.lakeRoot ?? config.lakeRoot;
+      // Named after the job, not the window, so that the runner and its caller know where it is.
+      const summaryPath = args.summaryPath ?? `${lakeRoot.replace(/\/+$/, '')}/_runs/curate/${spec.name}.json`;
+      const flags: string[] = [];
+      flag(flags, 'lake-root', lakeRoot);
+      flag(flags, 'from', args.from);
+      flag(flags, 'to', args.to);
+      flag(flags, 'radius-km', args.radiusKm);
+      flag(flags, 'emergency-minutes', args.emergencyMinutes);
+      flag(flags, 'weather-max-gap-minutes', args.weatherMaxGapMinutes);
+      flag(flags, 'schemas-dir', args.schemasDir);
+      flag(flags, 'summary-path', summaryPath);
+      return { flags, summaryPath };
+    }
+  }
+}
+
+/** Kafka security settings travel by environment, as the jobs read them, never as arguments. */
+function jobEnv(config: Config, spec: SparkJobSpec, master: string): NodeJS.ProcessEnv {
+  const python = tools.python(config);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    SMARTCITY_KAFKA_SSL: String(config.kafka.ssl),
+    // spark-submit would otherwise look for SPARK_HOME, and run the driver, with the python on PATH.
+    PYSPARK_PYTHON: python,
+    PYSPARK_DRIVER_PYTHON: python,
+  };
+  const sasl = config.kafka.sasl;
+  if (sasl) {
+    Object.assign(env, {
+      SMARTCITY_KAFKA_SASL_MECHANISM: sasl.mechanism,
+      SMARTCITY_KAFKA_SASL_USERNAME: sasl.username,
+      SMARTCITY_KAFKA_SASL_PASSWORD: sasl.password,
+    });
+  }
+  // A local driver binds to loopback; on a cluster the executors must reach it on a real address.
+  if (master.startsWith('local') && !env.SPARK_LOCAL_IP) env.SPARK_LOCAL_IP = '127.0.0.1';
+  return { ...env, ...spec.env };
+}
+
+function sparkCommand(config: Config, spec: SparkJobSpec, master: string, flags: string[]): string[] {
+  const jarsDir = tools.sparkJarsDir(config);
+  const jars = readdirSync(jarsDir)
+    .filter((f) => f.endsWith('.jar'))
+    .sort()
+    .map((f) => join(jarsDir, f));
+  if (jars.length === 0) throw new Error(`no jars in ${jarsDir}; run \`npm run setup\` first`);
+  const sparkDir = join(PROJECT_ROOT, 'spark');
+  const script = join(sparkDir, 'jobs', `${spec.job}.py`);
+  if (!existsSync(script)) throw new Error(`Spark job ${spec.job} not found at ${script}`);
+  const command = [tools.sparkSubmit(config), '--master', master, '--jars', jars.join(',')];
+  command.push('--driver-java-options', `-Dlog4j2.configurationFile=file:${join(sparkDir, 'log4j2.properties')}`);
+  if (spec.driverMemory) command.push('--driver-memory', spec.driverMemory);
+  for (const [key, value] of Object.entries(spec.conf ?? {})) command.push('--conf', `${key}=${value}`);
+  return [...command, script, ...flags, ...(spec.extraArgs ?? [])];
+}
+
+function readJob(config: Config, name: string): JobRecord | undefined {
+  const path = files(config, name).job;
+  return existsSync(path) ? (JSON.parse(readFileSync(path, 'utf8')) as JobRecord) : undefined;
+}
+
+function readExitCode(config: Config, name: string): number | undefined {
+  const path = files(config, name).exit;
+  if (!existsSync(path)) return undefined;
+  const code = Number(readFileSync(path, 'utf8').trim());
+  return Number.isInteger(code) ? code : undefined;
+}
+
+/** Live (non-zombie) processes of a process group, from /proc. */
+function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // "pid (comm) state ppid pgrp …"; comm may hold spaces and parentheses.
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === pgid && state !== 'Z') members.push(Number(entry));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return members;
+}
+
+/**
+ * The job's process group is running when its wrapper shell is (same pid and command line, so a
+ * reused pid does not count), or when the shell is gone but processes of its group live on (the
+ * shell was killed alone: the job must still be stopped before it is started again).
+ */
+function isRunning(config: Config, job: JobRecord): boolean {
+  if (runningProcess(config.dataDir, processName(job.name))) return true;
+  return !isAlive(job.pid) && groupMembers(job.pid).length > 0;
+}
+
+/** The last complete line of a file, read from its end (a long-running job's file keeps growing). */
+function lastLine(path: string): string | undefined {
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    for (let window = 64 * 1024; ; window *= 4) {
+      const start = Math.max(0, size - window);
+      const buffer = Buffer.alloc(size - start);
+      readSync(fd, buffer, 0, buffer.length, start);
+      const text = buffer.toString('utf8');
+      // A line still being appended has no newline yet: it is not complete.
+      const lines = text.slice(0, text.lastIndexOf('\n') + 1).split('\n').filter(Boolean);
+      if (lines.length > (start > 0 ? 1 : 0)) return lines[lines.length - 1];
+      if (start === 0) return undefined;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A JSON object in a local file; undefined for a remote path, a missing file or other JSON. */
+function readJsonObject(path: string): Record<string, unknown> | undefined {
+  if (!isLocalPath(path) || !existsSync(localPath(path))) return undefined;
+  return parseObject(readFileSync(localPath(path), 'utf8'));
+}
+
+/** Every complete progress line of a local progress file (none when the file does not exist yet). */
+export function readProgress(progressFile: string): ProgressLine[] {
+  const path = localPath(progressFile);
+  if (!existsSync(path)) return [];
+  const text = readFileSync(path, 'utf8');
+  return text
+    .slice(0, text.lastIndexOf('\n') + 1)
+    .split('\n')
+    .flatMap((line): ProgressLine[] => {
+      const progress = parseObject(line);
+      return progress ? [progress] : [];
+    });
+}
+
+function lastProgress(job: JobRecord): ProgressLine | undefined {
+  if (!job.progressFile || !isLocalPath(job.progressFile)) return undefined;
+  const path = localPath(job.progressFile);
+  if (!existsSync(path)) return undefined;
+  const line = lastLine(path);
+  return line === undefined ? undefined : parseObject(line);
+}
+
+/**
+ * Starts a job detached in its own process group and returns at once. Idempotent for a retried
+ * start: when a job of that name runs already with the same command, its handle is returned; with
+ * a different command it is an error (stop it first).
+ */
+export async function startSparkJob(config: Config, spec: SparkJobSpec): Promise<SparkJobHandle> {
+  checkName(spec.name);
+  const master = spec.master ?? 'local[2]';
+  if (!MASTER.test(master)) throw new Error(`spark master ${JSON.stringify(master)}: expected local[N], local[*] or spark://host:port`);
+  const { flags, progressFile, summaryPath } = jobArgs(config, spec);
+  const paths = files(config, spec.name);
+  const command = ['/bin/sh', '-c', WRAPPER, `spark-job:${spec.name}`, paths.exit, ...sparkCommand(config, spec, master, flags)];
+
+  const previous = readJob(config, spec.name);
+  if (previous && isRunning(config, previous)) {
+    if (previous.command.join('\0') === command.join('\0')) return handleOf(previous);
+    throw new Error(`spark job ${spec.name} is already running (pid ${previous.pid}) with other arguments; stop it first`);
+  }
+  rmSync(paths.exit, { force: true });
+  rmSync(paths.stop, { force: true });
+  const record = startProcess(config.dataDir, processName(spec.name), command, { cwd: PROJECT_ROOT, env: jobEnv(config, spec, master) });
+  const job: JobRecord = {
+    name: spec.name,
+    job: spec.job,
+    pid: record.pid,
+    logPath: record.log,
+    startedAt: record.startedAt,
+    command,
+    ...(progressFile ? { progressFile } : {}),
+    ...(summaryPath ? { summaryPath } : {}),
+  };
+  const tmp = `${paths.job}.tmp`;
+  writeFileSync(tmp, JSON.stringify(job, null, 2));
+  renameSync(tmp, paths.job);
+  return handleOf(job);
+}
+
+function handleOf(job: JobRecord): SparkJobHandle {
+  const { name, pid, logPath, startedAt, progressFile, summaryPath } = job;
+  return { name, pid, logPath, startedAt, ...(progressFile ? { progressFile } : {}), ...(summaryPath ? { summaryPath } : {}) };
+}
+
+export async function sparkJobStatus(config: Config, name: string): Promise<SparkJobStatus> {
+  checkName(name);
+  const job = readJob(config, name);
+  if (!job) return { name, state: 'unknown', detail: 'no such job has been started here' };
+  const progress = lastProgress(job);
+  const withProgress = <T extends SparkJobStatus>(status: T): T => (progress ? { ...status, lastProgress: progress } : status);
+  if (isRunning(config, job)) return withProgress({ name, state: 'running', pid: job.pid });
+  // Read only once the shell is gone: it writes the exit code just before it exits.
+  const exitCode = readExitCode(config, name);
+  const code = exitCode === undefined ? {} : { exitCode };
+  if (existsSync(files(config, name).stop)) return withProgress({ name, state: 'stopped', ...code });
+  if (exitCode === undefined) {
+    return withProgress({ name, state: 'failed', detail: 'the job ended without recording an exit code: it was killed, or the machine restarted' });
+  }
+  return withProgress({ name, state: exitCode === 0 ? 'succeeded' : 'failed', exitCode });
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch {
+    // the group is gone already
+  }
+}
+
+async function waitForGroupExit(pgid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (groupMembers(pgid).length > 0) {
+    if (Date.now() >= deadline) return false;
+    await sleep(100);
+  }
+  return true;
+}
+
+/**
+ * SIGTERM to the job's process group, SIGKILL to it after `graceMs`; resolves once no process of
+ * the group is left alive. The streaming job finishes its running batch on SIGTERM, so give it at
+ * least its --stop-timeout-seconds (60 by default) plus a few seconds.
+ */
+export async function stopSparkJob(config: Config, name: string, graceMs = 75_000): Promise<StopResult> {
+  checkName(name);
+  const job = readJob(config, name);
+  if (!job || !isRunning(config, job)) return { name, outcome: 'not-running', status: await sparkJobStatus(config, name) };
+  writeFileSync(files(config, name).stop, new Date().toISOString());
+  signalGroup(job.pid, 'SIGTERM');
+  let outcome: StopResult['outcome'] = 'exited';
+  if (!(await waitForGroupExit(job.pid, graceMs))) {
+    outcome = 'killed';
+    signalGroup(job.pid, 'SIGKILL');
+    if (!(await waitForGroupExit(job.pid, 5_000))) throw new Error(`spark job ${name}: processes ${groupMembers(job.pid).join(', ')} survived SIGKILL`);
+  }
+  return { name, outcome, status: await sparkJobStatus(config, name) };
+}
+
+export async function sparkJobLogTail(config: Config, name: string, lines = LOG_TAIL_LINES): Promise<string> {
+  checkName(name);
+  return tailLog(files(config, name).log, lines);
+}
+
+/** Polls until the job is no longer running, or `timeoutMs` passed; returns its status then. */
+export async function waitForSparkJob(config: Config, name: string, opts: { timeoutMs?: number; pollMs?: number } = {}): Promise<SparkJobStatus> {
+  const deadline = Date.now() + (opts.timeoutMs ?? Infinity);
+  for (;;) {
+    const status = await sparkJobStatus(config, name);
+    if (status.state !== 'running' || Date.now() >= deadline) return status;
+    await sleep(opts.pollMs ?? 500);
+  }
+}
+
+/** Starts a job and waits for it to end: for batch jobs (curate, ingest with availableNow). */
+export async function runSparkJob(config: Config, spec: SparkJobSpec): Promise<RunResult> {
+  const started = Date.now();
+  const handle = await startSparkJob(config, spec);
+  const status = await waitForSparkJob(config, spec.name);
+  const result: RunResult = { name: spec.name, state: status.state, durationMs: Date.now() - started };
+  if (status.exitCode !== undefined) result.exitCode = status.exitCode;
+  if (status.lastProgress) result.lastProgress = status.lastProgress;
+  const summary = handle.summaryPath && status.state === 'succeeded' ? readJsonObject(handle.summaryPath) : undefined;
+  if (summary) result.summary = summary;
+  if (status.state !== 'succeeded') result.logTail = await sparkJobLogTail(config, spec.name);
+  return result;
+}

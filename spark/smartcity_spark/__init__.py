@@ -1,0 +1,1 @@
+"""Shared code of the smartcity Spark jobs: event contracts, record validation, Spark runtime."""

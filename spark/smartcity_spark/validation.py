@@ -1,0 +1,242 @@
+"""Checks one Kafka record against its contract and says, in words a person can act on, why not.
+
+Runs in a Python UDF on the executors. Validation happens on the decoded JSON (not on what
+from_json makes of it), so a field of the wrong type is reported as such instead of turning into
+a null. A valid record comes back as normalised JSON holding only the contract's fields, with
+integers as integers, for from_json to read; the job still checks that nothing got lost there.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import datetime, timedelta, timezone
+from typing import Any, Mapping, NamedTuple
+
+from pyspark.sql import types as T
+
+from .schemas import EVENT_TIME, Field, SourceSchema
+
+# What the UDF returns for each record: a reason (null when valid), its kind for counting, and for
+# a valid record the normalised JSON, how many values it holds (from_json must yield as many
+# non-null ones) and the event-time partition (UTC).
+CHECK_TYPE = T.StructType(
+    [
+        T.StructField("reason", T.StringType()),
+        T.StructField("error_kind", T.StringType()),
+        T.StructField("event_json", T.StringType()),
+        T.StructField("values", T.IntegerType()),
+        T.StructField("date", T.StringType()),
+        T.StructField("hour", T.StringType()),
+    ]
+)
+
+MIB = 1024 * 1024
+_INT64 = (-(2**63), 2**63 - 1)
+_UUID = re.compile(r"^(?:urn:uuid:)?[0-9a-f]{8}-(?:[0-9a-f]{4}-){3}[0-9a-f]{12}$", re.IGNORECASE)
+# RFC 3339 as Spark's timestamp cast reads it: 'T' separator, at most 9 fraction digits.
+_DATE_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$")
+
+
+class Check(NamedTuple):
+    reason: str | None
+    error_kind: str | None
+    event_json: str | None = None
+    values: int | None = None
+    date: str | None = None
+    hour: str | None = None
+
+
+def _reject(kind: str, reason: str) -> Check:
+    return Check(reason, kind)
+
+
+def size_text(n: int) -> str:
+    mb = n / MIB
+    return f"{mb:.0f} MB" if mb == round(mb) else f"{mb:.1f} MB"
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def parse_date_time(text: str) -> datetime | None:
+    """The instant of an RFC 3339 date-time, or None when it is not one (or not a real date)."""
+    m = _DATE_TIME.match(text)
+    if not m:
+        return None
+    year, month, day, hour, minute, second, fraction, zone = m.groups()
+    try:
+        offset = timedelta(0) if zone == "Z" else int(zone[0] + "1") * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+        tz = timezone(offset)
+        micros = int((fraction or "0").ljust(6, "0")[:6])
+        return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tz)
+    except ValueError:
+        return None
+
+
+class _InvalidJson(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
+    # Parsers disagree on which duplicate wins; refusing them keeps Python's view and Spark's equal.
+    out = {}
+    for key, value in pairs:
+        if key in out:
+            raise _InvalidJson(f"duplicate key {_show(key)}")
+        out[key] = value
+    return out
+
+
+def _no_constants(name: str) -> Any:
+    raise _InvalidJson(f"{name} is not valid JSON")
+
+
+class RecordValidator:
+    """Picklable: built on the driver from the contracts, shipped inside the UDF."""
+
+    def __init__(self, schemas: Mapping[str, SourceSchema], topics: Mapping[str, str], max_record_bytes: int):
+        self.schemas = dict(schemas)
+        self.source_of_topic = {topic: source for source, topic in topics.items()}
+        self.max_record_bytes = max_record_bytes
+
+    def check(self, value: bytes | None, topic: str) -> Check:
+        expected = self.source_of_topic[topic]
+        if value is None:
+            return _reject("no_value", "record has no value (a tombstone)")
+        if len(value) > self.max_record_bytes:
+            return _reject(
+                "oversized",
+                f"record of {size_text(len(value))} ({len(value)} bytes) exceeds the limit of "
+                f"{size_text(self.max_record_bytes)} ({self.max_record_bytes} bytes)",
+            )
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return _reject("bad_utf8", f"value is not valid UTF-8 ({err.reason} at byte {err.start})")
+        try:
+            doc = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
+        except (ValueError, RecursionError) as err:
+            return _reject("invalid_json", f"invalid JSON: {err}")
+        if not isinstance(doc, dict):
+            return _reject("not_an_object", f"event is not a JSON object (got {_json_type(doc)})")
+        if "source" not in doc:
+            return _reject("missing_field", 'missing required field "source"')
+        claimed = doc["source"]
+        if not isinstance(claimed, str) or claimed not in self.schemas:
+            return _reject("unknown_source", f"unknown source {_show(claimed)} on topic {topic}")
+        if claimed != expected:
+            return _reject("source_mismatch", f"source {_show(claimed)} does not match topic {topic}")
+        problems: list[tuple[str, str]] = []
+        event = _check_object(self.schemas[expected].fields, doc, problems)
+        if problems:
+            return Check("; ".join(reason for _, reason in problems), problems[0][0])
+        instant = parse_date_time(event[EVENT_TIME]).astimezone(timezone.utc)
+        return Check(None, None, json.dumps(event, separators=(",", ":")), _count_values(event), f"{instant:%Y-%m-%d}", f"{instant:%H}")
+
+
+def _count_values(event: dict) -> int:
+    return sum(_count_values(v) if isinstance(v, dict) else 1 for v in event.values())
+
+
+def _check_object(fields: tuple[Field, ...], doc: dict, problems: list[tuple[str, str]]) -> dict:
+    """Known fields of doc, normalised; unknown ones are dropped (a newer producer may add some)."""
+    out = {}
+    for field in fields:
+        if field.name not in doc:
+            if field.required:
+                problems.append(("missing_field", f"missing required field {_show(field.path)}"))
+            continue
+        value = _check_value(field, doc[field.name], problems)
+        if value is not None:
+            out[field.name] = value
+    return out
+
+
+def _check_value(field: Field, value: Any, problems: list[tuple[str, str]]) -> Any:
+    got = _json_type(value)
+    if field.type == "object":
+        if got != "object":
+            problems.append(("wrong_type", f"field {field.path}: expected object, got {got}"))
+            return None
+        return _check_object(field.children, value, problems)
+    if field.type == "integer" and got == "number" and value.is_integer():
+        value, got = int(value), "integer"
+    accepted = {"number": ("integer", "number")}.get(field.type, (field.type,))
+    if got not in accepted:
+        problems.append(("wrong_type", f"field {field.path}: expected {field.type}, got {got}"))
+        return None
+    before = len(problems)
+    if got in ("integer", "number"):
+        _check_number(field, value, problems)
+    elif got == "string":
+        _check_string(field, value, problems)
+    if field.has_const and value != field.const:
+        problems.append(("not_allowed", f"{field.path}: expected {_show(field.const)}, got {_show(value)}"))
+    if field.enum is not None and value not in field.enum:
+        allowed = ", ".join(_show(v) for v in field.enum)
+        problems.append(("not_allowed", f"{field.path}: {_show(value)} is not one of {allowed}"))
+    return value if len(problems) == before else None
+
+
+def _check_number(field: Field, value: int | float, problems: list[tuple[str, str]]) -> None:
+    path = field.path
+    if isinstance(value, float) and not math.isfinite(value):
+        problems.append(("out_of_range", f"{path}: {value} is not a finite number"))
+        return
+    if isinstance(value, int) and field.type == "number" and abs(value) > 1.7976931348623157e308:
+        problems.append(("out_of_range", f"{path}: {value} does not fit a double"))
+        return
+    if field.type == "integer" and not _INT64[0] <= value <= _INT64[1]:
+        problems.append(("out_of_range", f"{path}: {value} does not fit a 64-bit integer"))
+        return
+    shown = _show(value)
+    if field.minimum is not None and value < field.minimum:
+        problems.append(("out_of_range", f"{path}: {shown} is below the minimum {_show(field.minimum)}"))
+    if field.maximum is not None and value > field.maximum:
+        problems.append(("out_of_range", f"{path}: {shown} is above the maximum {_show(field.maximum)}"))
+    if field.exclusive_minimum is not None and value <= field.exclusive_minimum:
+        problems.append(("out_of_range", f"{path}: {shown} is not above the exclusive minimum {_show(field.exclusive_minimum)}"))
+    if field.exclusive_maximum is not None and value >= field.exclusive_maximum:
+        problems.append(("out_of_range", f"{path}: {shown} is not below the exclusive maximum {_show(field.exclusive_maximum)}"))
+
+
+def _check_string(field: Field, value: str, problems: list[tuple[str, str]]) -> None:
+    path = field.path
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        problems.append(("bad_format", f"{path}: {_show(value)} contains an unpaired UTF-16 surrogate"))
+        return
+    if field.min_length is not None and len(value) < field.min_length:
+        problems.append(("bad_length", f"{path}: {_show(value)} is shorter than {field.min_length} character(s)"))
+    if field.max_length is not None and len(value) > field.max_length:
+        problems.append(("bad_length", f"{path}: {len(value)} characters exceed the maximum length {field.max_length}"))
+    if field.format == "uuid" and not _UUID.match(value):
+        problems.append(("bad_format", f"{path}: {_show(value)} is not a UUID"))
+    if field.format == "date-time":
+        instant = parse_date_time(value)
+        if field.utc_only and (instant is None or not value.endswith("Z")):
+            problems.append(("bad_format", f"{path}: {_show(value)} is not ISO-8601 UTC with Z"))
+            return
+        if instant is None:
+            problems.append(("bad_format", f"{path}: {_show(value)} is not an ISO-8601 date-time"))
+            return
+    if field.pattern is not None and not re.search(field.pattern, value):
+        problems.append(("bad_format", f"{path}: {_show(value)} does not match the pattern {_show(field.pattern)}"))

@@ -1,0 +1,158 @@
+// The Spark job runner against the real local Spark and the configured Kafka broker (the test stack's).
+// One streaming job serves the running / progress / stop tests, because Spark takes 10–15 s to
+// start; the curate run then reads the lake that job wrote. Topics, lake and job names are this
+// run's own, so runs never see each other's data.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { loadConfig } from '../../config';
+import { createKafka } from '../../kafka/client';
+import { EventProducer } from '../../producers/event-producer';
+import { fleetEvents } from '../../producers/fleet';
+import { SOURCES, type SmartCityEvent, type Source } from '../../schemas';
+import {
+  readProgress,
+  runSparkJob,
+  sparkJobLogTail,
+  sparkJobStatus,
+  startSparkJob,
+  stopSparkJob,
+  type IngestProgress,
+  type SparkJobSpec,
+} from '../../spark/runner';
+
+const config = loadConfig();
+const run = randomUUID().slice(0, 8);
+const topics = Object.fromEntries(SOURCES.map((s) => [s, `it_${run}_spark_${s}`])) as Record<Source, string>;
+const lake = mkdtempSync(join(tmpdir(), 'smartcity-spark-runner-'));
+const streamName = `it-${run}-stream`;
+const curateName = `it-${run}-curate`;
+const badName = `it-${run}-bad`;
+// A hung job must fail its test, not the whole run; after() then stops it.
+const SLOW = { timeout: 240_000 };
+// No web UI (port 4040 may be taken, and it costs a core's time); few shuffle partitions on two cores.
+const conf = { 'spark.ui.enabled': 'false', 'spark.sql.shuffle.partitions': '4' };
+
+const START = new Date('2026-03-02T07:00:00Z');
+const events: SmartCityEvent[] = [];
+for (const e of fleetEvents({ vehicles: 3, seed: 11, start: START })) {
+  if (events.length === 400) break;
+  events.push(e);
+}
+const [firstWave, secondWave] = [events.slice(0, 300), events.slice(300)];
+
+async function produce(batch: SmartCityEvent[]): Promise<number> {
+  const producer = new EventProducer(config, { topics });
+  await producer.connect();
+  for (const e of batch) await producer.send(e);
+  return (await producer.close()).acked;
+}
+
+/** Polls `check` until it returns a value; on timeout fails with the job's log tail. */
+async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) assert.fail(`${what}: not within ${timeoutMs / 1000} s; log:\n${await sparkJobLogTail(config, streamName, 30)}`);
+    await sleep(500);
+  }
+}
+
+const streamSpec: SparkJobSpec = { name: streamName, job: 'stream_ingest', conf, args: { lakeRoot: lake, topics, triggerSeconds: 2, stopTimeoutSeconds: 20 } };
+
+describe('Spark job runner against real Spark and Kafka', () => {
+  after(async () => {
+    for (const name of [streamName, curateName, badName]) await stopSparkJob(config, name, 5_000);
+    const admin = createKafka(config).admin();
+    await admin.connect();
+    try {
+      const existing = new Set(await admin.listTopics());
+      await admin.deleteTopics({ topics: Object.values(topics).filter((t) => existing.has(t)) });
+    } finally {
+      await admin.disconnect();
+    }
+    rmSync(lake, { recursive: true, force: true });
+  });
+
+  test('a started streaming job runs, and its progress counts every event produced', SLOW, async () => {
+    assert.equal(await produce(firstWave), firstWave.length);
+    const handle = await startSparkJob(config, streamSpec);
+    const progressFile = join(lake, '_progress', 'ingest.jsonl');
+    assert.equal(handle.progressFile, progressFile);
+    const status = await sparkJobStatus(config, streamName);
+    assert.equal(status.state, 'running');
+    assert.equal(status.pid, handle.pid);
+    // A retried start (an activity retry) finds the job it started, not a second one.
+    assert.equal((await startSparkJob(config, streamSpec)).pid, handle.pid);
+
+    // Produced before the start: the first batch takes all of it.
+    const first = await waitFor('the first batch', async () => (await sparkJobStatus(config, streamName)).lastProgress as IngestProgress | undefined);
+    assert.equal(first.consumed, firstWave.length);
+    assert.equal(Object.values(first.valid).reduce((a, b) => a + b, 0), firstWave.length);
+
+    assert.equal(await produce(secondWave), secondWave.length);
+    const total = events.length;
+    await waitFor('the second wave', async () => {
+      const consumed = readProgress(progressFile).reduce((sum, p) => sum + (p as IngestProgress).consumed, 0);
+      return consumed >= total ? true : undefined;
+    });
+    const lines = readProgress(progressFile).map((p) => p as IngestProgress);
+    assert.equal(lines.reduce((sum, p) => sum + p.consumed, 0), total);
+    const now = await sparkJobStatus(config, streamName);
+    assert.equal(now.state, 'running');
+    assert.deepEqual(now.lastProgress, lines[lines.length - 1]);
+  });
+
+  test('stopping it ends its whole process group, and it reports stopped', SLOW, async () => {
+    const { pid } = await sparkJobStatus(config, streamName);
+    assert.ok(pid, 'the streaming job is running');
+    const stopped = await stopSparkJob(config, streamName, 60_000);
+    // Idle between batches, it ends on SIGTERM by itself, with its exit code recorded.
+    assert.equal(stopped.outcome, 'exited');
+    assert.equal(stopped.status.state, 'stopped');
+    assert.equal(stopped.status.exitCode, 0);
+    // The wrapper shell is this process's child: a zombie until our event loop reaps it.
+    await waitFor('the process group to be gone', async () => {
+      try {
+        process.kill(-pid, 0);
+        return undefined;
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code;
+      }
+    }, 2_000).then((code) => assert.equal(code, 'ESRCH'));
+    assert.equal((await sparkJobStatus(config, streamName)).state, 'stopped');
+    assert.equal((await stopSparkJob(config, streamName)).outcome, 'not-running');
+  });
+
+  test('a batch job run to completion succeeds with exit code 0 and its summary', SLOW, async () => {
+    const result = await runSparkJob(config, {
+      name: curateName,
+      job: 'curate',
+      conf,
+      args: { lakeRoot: lake, from: START.toISOString(), to: new Date(START.getTime() + 3_600_000).toISOString() },
+    });
+    assert.equal(result.state, 'succeeded', result.logTail);
+    assert.equal(result.exitCode, 0);
+    assert.equal(result.logTail, undefined);
+    const sources = (result.summary?.sources ?? {}) as Record<string, { rows_written: number }>;
+    assert.equal(Object.values(sources).reduce((sum, s) => sum + s.rows_written, 0), events.length);
+  });
+
+  test('a job given a bad argument fails, and its log tail names the problem', SLOW, async () => {
+    const result = await runSparkJob(config, { ...streamSpec, name: badName, extraArgs: ['--starting-offsets', 'yesterday'] });
+    assert.equal(result.state, 'failed');
+    assert.equal(result.exitCode, 2);
+    assert.match(result.logTail ?? '', /--starting-offsets: invalid choice: 'yesterday'/);
+    assert.match(await sparkJobLogTail(config, badName, 5), /invalid choice: 'yesterday'/);
+  });
+
+  test('a job that was never started is unknown', async () => {
+    assert.equal((await sparkJobStatus(config, `it-${run}-never`)).state, 'unknown');
+    assert.equal((await stopSparkJob(config, `it-${run}-never`)).outcome, 'not-running');
+  });
+});
