@@ -3,8 +3,10 @@
 import { ConfigError } from '../config';
 import { UsageError } from './args';
 import { demoCommand, DEMO_USAGE } from './demo';
+import { pipelineCommand, PIPELINE_USAGE } from './pipeline';
 import { simulateCommand, SIMULATE_USAGE } from './simulate';
 import { stackCommand, STACK_USAGE } from './stack';
+import { workerCommand, WORKER_USAGE } from './worker';
 
 interface Command {
   summary: string;
@@ -15,6 +17,8 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   stack: { summary: 'start, stop or inspect the local Kafka broker and Temporal dev server', usage: STACK_USAGE, run: stackCommand },
   simulate: { summary: 'stream a simulated fleet into Kafka', usage: SIMULATE_USAGE, run: simulateCommand },
+  worker: { summary: 'run the Temporal worker (workflows + activities) until stopped', usage: WORKER_USAGE, run: workerCommand },
+  pipeline: { summary: 'start, inspect, pause, resume, backfill or stop the pipeline controller', usage: PIPELINE_USAGE, run: pipelineCommand },
   demo: { summary: 'the quick start: stack up, historic and live simulation, totals', usage: DEMO_USAGE, run: demoCommand },
 };
 

@@ -1,5 +1,8 @@
 import { z } from 'zod';
-import { loadConfig } from '../config';
+import { loadConfig, type Config } from '../config';
+import { connectClient, workerIsPolling } from '../temporal/connection';
+import { fleetSimulation, fleetStatusQuery, type FleetSimulationInput, type FleetStatus } from '../workflows';
+import { fleetSimulationWorkflowId } from '../workflows/ids';
 import { parseRoute } from '../producers/route';
 import { runSimulation, totalsTable, type SimulationProgress } from '../producers/simulation';
 import { SOURCES, TOPICS } from '../schemas';
@@ -20,6 +23,11 @@ export const SIMULATE_USAGE = `smartcity simulate [options]
   --route "lat,lon;…"     waypoints to drive (default London → Birmingham)
   --tick-seconds S        simulated seconds between two vehicle/GPS readings (default 5)
   --json                  print the totals as JSON
+  --direct                produce from this process even when a worker is up
+
+  When a smartcity worker polls the task queue, the run is a \`fleetSimulation\` workflow
+  (pause/resume it from the Web UI or with \`temporal workflow signal\`); otherwise, or with
+  --direct, this process produces the events itself.
 
   Ctrl-C stops early: buffered events are flushed and the totals printed.`;
 
@@ -34,6 +42,7 @@ const options = {
   route: { type: 'string' },
   'tick-seconds': { type: 'string' },
   json: { type: 'boolean' },
+  direct: { type: 'boolean' },
 } as const;
 
 const schema = z.object({
@@ -47,6 +56,7 @@ const schema = z.object({
   route: z.string().optional(),
   'tick-seconds': positiveNumber.optional(),
   json: z.boolean().optional(),
+  direct: z.boolean().optional(),
 });
 
 function progressLine(p: SimulationProgress): string {
@@ -69,6 +79,19 @@ export async function simulateCommand(argv: string[]): Promise<number> {
     throw new UsageError(`--route: ${(err as Error).message}`);
   }
   const config = loadConfig();
+  const start = v.start ?? new Date();
+  if (!v.direct && (await workerIsPolling(config))) {
+    return simulateThroughWorkflow(config, {
+      vehicles: v.vehicles,
+      seed: v.seed,
+      start: start.toISOString(),
+      speedup: v.speedup,
+      asFastAsPossible,
+      ...(v.duration !== undefined && { durationMinutes: v.duration / 60_000 }),
+      ...(v.route !== undefined && { route: v.route }),
+      ...(v['tick-seconds'] !== undefined && { tickSeconds: v['tick-seconds'] }),
+    }, v.json ?? false);
+  }
 
   const controller = new AbortController();
   let interrupts = 0;
@@ -84,7 +107,6 @@ export async function simulateCommand(argv: string[]): Promise<number> {
   process.on('SIGTERM', onSigint);
 
   const tty = process.stderr.isTTY;
-  const start = v.start ?? new Date();
   console.error(
     `simulating ${v.vehicles} vehicle(s), seed ${v.seed}, from ${start.toISOString()}, ${asFastAsPossible ? 'as fast as possible' : `speed-up ×${v.speedup}`}, ` +
       `${v.duration === undefined ? 'until arrival' : `for ${v.duration / 1000}s of simulated time`} → ${config.kafka.brokers.join(',')}`,
@@ -114,5 +136,53 @@ export async function simulateCommand(argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigint);
+  }
+}
+
+/** The run as a fleetSimulation workflow on the worker: progress from its status query; Ctrl-C cancels it. */
+async function simulateThroughWorkflow(config: Config, input: FleetSimulationInput & { seed: number; start: string }, json: boolean): Promise<number> {
+  const { client, close } = await connectClient(config);
+  try {
+    const workflowId = `${fleetSimulationWorkflowId(input.seed, input.start)}-${Date.now()}`;
+    const handle = await client.workflow.start(fleetSimulation, { taskQueue: config.temporal.taskQueue, workflowId, args: [input] });
+    console.error(`a worker is up: running as workflow ${workflowId} (${config.temporal.uiUrl}/namespaces/${config.temporal.namespace}/workflows/${workflowId}); Ctrl-C cancels it`);
+    let cancelled = false;
+    const onSigint = () => {
+      if (cancelled) process.exit(130);
+      cancelled = true;
+      console.error('\ncancelling the workflow: journeys flush what they sent… (Ctrl-C again to exit at once)');
+      void handle.cancel();
+    };
+    process.on('SIGINT', onSigint);
+    const tty = process.stderr.isTTY;
+    const line = (s: FleetStatus) => `sent ${SOURCES.map((src) => `${src} ${s.totals[src]}`).join(' · ')} | ${s.vehicles.filter((x) => x.arrived).length}/${s.vehicles.length} arrived`;
+    const timer = setInterval(() => {
+      handle.query(fleetStatusQuery).then(
+        (s) => (tty ? process.stderr.write(`\r\x1b[2K${line(s)}`) : console.error(line(s))),
+        () => undefined,
+      );
+    }, tty ? 500 : 5_000);
+    try {
+      await handle.result().catch((err: unknown) => {
+        if (!cancelled) throw err;
+      });
+    } finally {
+      clearInterval(timer);
+      process.off('SIGINT', onSigint);
+      if (tty) process.stderr.write('\r\x1b[2K');
+    }
+    const status = await handle.query(fleetStatusQuery);
+    if (json) console.log(JSON.stringify({ workflowId, reason: cancelled ? 'stopped' : 'done', sent: status.totals, topicOf: TOPICS }, null, 2));
+    else {
+      console.log(
+        cancelled
+          ? 'cancelled: events of the completed journey chunks per topic (what the interrupted chunks had sent is in Kafka, but not counted here)'
+          : 'done: events acknowledged by Kafka per topic',
+      );
+      for (const source of SOURCES) console.log(`  ${TOPICS[source].padEnd(15)} ${status.totals[source]}`);
+    }
+    return cancelled ? 130 : 0;
+  } finally {
+    await close();
   }
 }

@@ -1,4 +1,8 @@
 // Temporal test environments on the binaries scripts/setup.sh installed (no downloads at test time).
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { WorkflowHandle } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import type { Config } from '../../config';
@@ -14,6 +18,17 @@ export function createDevServerEnv(config: Config): Promise<TestWorkflowEnvironm
   return TestWorkflowEnvironment.createLocal({
     server: { executable: { type: 'existing-path', path: tools.temporal(config) }, ui: false },
   });
+}
+
+/**
+ * With RECORD_HISTORIES=1, saves the workflow's history as test/histories/<name>.json (the proto
+ * JSON `temporal workflow show --output json` writes) for the replay tests; normal runs never
+ * rewrite the committed files.
+ */
+export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {
+  if (process.env.RECORD_HISTORIES !== '1') return;
+  const history = await handle.fetchHistory();
+  writeFileSync(join(__dirname, '..', 'histories', `${name}.json`), `${historyToJSON(history)}\n`);
 }
 
 // Worker state changes at INFO drown the test report; warnings and errors still show.

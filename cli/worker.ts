@@ -1,0 +1,23 @@
+import { z } from 'zod';
+import { loadConfig } from '../config';
+import { buildWorkflowBundle, startWorker } from '../workers/worker';
+import { parseCommandLine } from './args';
+
+export const WORKER_USAGE = `smartcity worker [--build-bundle]
+
+  Runs the smartcity worker (workflows and activities of the configured target) on the task
+  queue SMARTCITY_TASK_QUEUE (default smartcity) until Ctrl-C / SIGTERM, then shuts down
+  gracefully. --build-bundle writes the prebuilt workflow bundle (dist/) and exits.`;
+
+export async function workerCommand(argv: string[]): Promise<number> {
+  const { values } = parseCommandLine(argv, { 'build-bundle': { type: 'boolean' } }, z.object({ 'build-bundle': z.boolean().optional() }));
+  if (values['build-bundle']) {
+    console.log(`workflow bundle written to ${await buildWorkflowBundle()}`);
+    return 0;
+  }
+  const config = loadConfig();
+  const { done } = await startWorker(config);
+  console.error(`worker polling task queue ${config.temporal.taskQueue} at ${config.temporal.address} (target ${config.target}); Ctrl-C stops it`);
+  await done;
+  return 0;
+}

@@ -1,0 +1,57 @@
+// The one place Temporal connections are made, for clients (CLI, tests, benches) and workers.
+import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { NativeConnection } from '@temporalio/worker';
+import type { Config } from '../config';
+
+export class TemporalUnavailableError extends Error {
+  override name = 'TemporalUnavailableError';
+}
+
+function unavailable(config: Config, err: unknown): TemporalUnavailableError {
+  return new TemporalUnavailableError(
+    `cannot reach Temporal at ${config.temporal.address} (${(err as Error).message}); is the stack up (\`smartcity stack up\`) or SMARTCITY_TEMPORAL_ADDRESS right?`,
+    { cause: err },
+  );
+}
+
+/** A client plus the connection to close when done. */
+export async function connectClient(config: Config, connectTimeoutMs = 5_000): Promise<{ client: Client; close: () => Promise<void> }> {
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ address: config.temporal.address, connectTimeout: connectTimeoutMs });
+  } catch (err) {
+    throw unavailable(config, err);
+  }
+  return { client: new Client({ connection, namespace: config.temporal.namespace }), close: () => connection.close() };
+}
+
+export async function connectWorker(config: Config): Promise<NativeConnection> {
+  try {
+    return await NativeConnection.connect({ address: config.temporal.address });
+  } catch (err) {
+    throw unavailable(config, err);
+  }
+}
+
+/** True when a worker polls the configured task queue for workflow tasks right now. */
+export async function workerIsPolling(config: Config): Promise<boolean> {
+  let connection;
+  try {
+    connection = await connectClient(config, 1_000);
+  } catch {
+    return false;
+  }
+  try {
+    const { pollers } = await connection.client.workflowService.describeTaskQueue({
+      namespace: config.temporal.namespace,
+      taskQueue: { name: config.temporal.taskQueue },
+      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    });
+    return (pollers?.length ?? 0) > 0;
+  } catch {
+    return false;
+  } finally {
+    await connection.close();
+  }
+}

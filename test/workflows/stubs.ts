@@ -1,0 +1,247 @@
+// Stub activities for the workflow tests: a plain object implementing PipelineActivities whose
+// behaviour each test sets through the knobs below, with a log of every call. Plus the little
+// harness every workflow test file shares (bundle once, one worker per test, waiting for a state).
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { WorkflowHandle } from '@temporalio/client';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type {
+  IngestProgress,
+  JourneyChunkInput,
+  PipelineActivities,
+  QualityResult,
+  SourceCounts,
+  StreamingJobState,
+  TimeWindow,
+} from '../../activities/types';
+export { iso } from '../../workflows/input';
+
+export const MINUTE = 60_000;
+
+export function counts(n: number, overrides: Partial<SourceCounts> = {}): SourceCounts {
+  return { vehicle: n, gps: n, traffic: n, weather: n, emergency: n, ...overrides };
+}
+
+export interface Call {
+  name: keyof PipelineActivities;
+  input: unknown;
+  /** When the server scheduled this attempt: workflow (skipped) time, unlike Date.now() here. */
+  scheduledAtMs: number;
+}
+
+/** What successive watchStreamingJob calls report; once the script is used up, the job runs on. */
+export type WatchStep = Pick<StreamingJobState, 'state' | 'exitCode' | 'failure'>;
+
+export class Stubs {
+  readonly calls: Call[] = [];
+
+  /** Raw rows countRawWindows reports per window start; `defaultRawRows` for the others. */
+  readonly rawRows = new Map<string, SourceCounts>();
+  defaultRawRows = counts(10);
+  /** Windows (by start) whose quality check fails. */
+  readonly failQuality = new Set<string>();
+  /** Windows (by start) whose curate job fails for good. */
+  readonly failCurate = new Set<string>();
+  /** Real time curateWindow takes, so concurrent runs overlap. */
+  curateDelayMs = 0;
+  concurrentCurates = 0;
+  maxConcurrentCurates = 0;
+
+  readonly watchScript: WatchStep[] = [];
+  jobRunning = false;
+  private batchId = 0;
+
+  /** Events per journey; one event per simulated minute, vehicle i leaving i minutes after start. */
+  journeyEvents = 12;
+  /** While set, produceJourneyChunk waits for it: lets a test act while chunks are in flight. */
+  chunkGate: Promise<void> | undefined;
+
+  readonly activities: PipelineActivities = {
+    startStreamingJob: async (spec) => {
+      this.log('startStreamingJob', spec);
+      this.jobRunning = true;
+      return { jobName: spec.jobName, state: 'running', pid: 4242, lastProgress: this.progress() };
+    },
+    watchStreamingJob: async ({ jobName }) => {
+      this.log('watchStreamingJob', { jobName });
+      const step = this.watchScript.shift() ?? { state: 'running' };
+      if (step.state !== 'running') this.jobRunning = false;
+      else this.batchId += 1;
+      return { jobName, ...step, lastProgress: this.progress() };
+    },
+    stopStreamingJob: async (input) => {
+      this.log('stopStreamingJob', input);
+      this.jobRunning = false;
+      return { jobName: input.jobName, state: 'stopped', exitCode: 0 };
+    },
+    crawlLayer: async (input) => {
+      this.log('crawlLayer', input);
+      return { layer: input.layer, tables: [`${input.layer}_gps`], partitionsAdded: 1, schemaChanges: [], startedAt: new Date().toISOString() };
+    },
+    curateWindow: async (input) => {
+      this.log('curateWindow', input);
+      this.concurrentCurates += 1;
+      this.maxConcurrentCurates = Math.max(this.maxConcurrentCurates, this.concurrentCurates);
+      try {
+        if (this.failCurate.has(input.window.from)) throw ApplicationFailure.nonRetryable('spark-submit exited with code 1: AnalysisException', 'SparkJobFailed');
+        if (this.curateDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.curateDelayMs));
+        const raw = this.raw(input.window);
+        return { rowsRead: total(raw), duplicatesDropped: 0, rowsWritten: raw };
+      } finally {
+        this.concurrentCurates -= 1;
+      }
+    },
+    loadWarehouse: async (input) => {
+      this.log('loadWarehouse', input);
+      return { rows: this.raw(input.window) };
+    },
+    checkQuality: async (input): Promise<QualityResult> => {
+      this.log('checkQuality', input);
+      const raw = this.raw(input.window);
+      const passed = !this.failQuality.has(input.window.from);
+      return {
+        passed,
+        checks: [
+          { name: 'raw_curated_warehouse_counts_match', passed: true, detail: 'all layers agree' },
+          { name: 'no_null_locations', passed, detail: passed ? '0 null locations' : '3 gps rows without location' },
+        ],
+        counts: { raw, curated: raw, warehouse: raw },
+      };
+    },
+    countRawWindows: async (input) => {
+      this.log('countRawWindows', input);
+      return input.windows.map((w) => this.raw(w));
+    },
+    produceJourneyChunk: async (input) => {
+      this.log('produceJourneyChunk', input);
+      await this.chunkGate;
+      return this.journeyChunk(input);
+    },
+  };
+
+  callsOf(name: keyof PipelineActivities): Call[] {
+    return this.calls.filter((c) => c.name === name);
+  }
+
+  /** Window starts curateWindow was called for, in call order. */
+  curated(): string[] {
+    return this.callsOf('curateWindow').map((c) => (c.input as { window: TimeWindow }).window.from);
+  }
+
+  private log(name: keyof PipelineActivities, input: unknown): void {
+    this.calls.push({ name, input, scheduledAtMs: Context.current().info.currentAttemptScheduledTimestampMs });
+  }
+
+  private raw(window: TimeWindow): SourceCounts {
+    return this.rawRows.get(window.from) ?? this.defaultRawRows;
+  }
+
+  private progress(): IngestProgress {
+    return { batchId: this.batchId, at: new Date().toISOString(), consumed: 100, valid: 99, quarantined: 1, durationMs: 850 };
+  }
+
+  private journeyChunk(input: JourneyChunkInput) {
+    const departure = Date.parse(input.fleet.start) + input.vehicleIndex * MINUTE;
+    const until = Date.parse(input.untilEventTime);
+    let next = input.fromIndex;
+    while (next < this.journeyEvents && departure + next * MINUTE < until) next += 1;
+    const sent = next - input.fromIndex;
+    return { nextIndex: next, arrived: next === this.journeyEvents, sent: counts(0, { vehicle: sent, gps: sent }) };
+  }
+}
+
+function total(c: SourceCounts): number {
+  return Object.values(c).reduce((a, b) => a + b, 0);
+}
+
+// ---- harness ----------------------------------------------------------------------------------
+
+const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+
+/** The workflows bundle, built once per test file. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  return (bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quiet }));
+}
+
+/** Per test: a test that hangs fails instead of stalling the run. */
+export const TIMEOUT = { timeout: 60_000 };
+
+/** Registers a workflow to close when the test ends, whatever happens. */
+export type Track = <H extends WorkflowHandle>(handle: H) => H;
+
+/**
+ * Runs `fn` with a worker on a fresh task queue serving the workflows and `stubs`. Tracked
+ * workflows still open at the end are cancelled while the worker still runs: an open workflow
+ * left without a worker would hold the shared test server's time skipping for the next tests.
+ */
+export async function withWorker<T>(env: TestWorkflowEnvironment, stubs: Stubs, fn: (taskQueue: string, track: Track) => Promise<T>): Promise<T> {
+  const taskQueue = `wf-test-${randomUUID()}`;
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    namespace: env.namespace ?? 'default',
+    taskQueue,
+    workflowBundle: await workflowBundle(),
+    activities: stubs.activities,
+  });
+  const tracked: WorkflowHandle[] = [];
+  return worker.runUntil(async () => {
+    try {
+      return await fn(taskQueue, (handle) => {
+        tracked.push(handle);
+        return handle;
+      });
+    } finally {
+      for (const handle of tracked) await closeWorkflow(handle);
+    }
+  });
+}
+
+/**
+ * Cancels a workflow and waits, by polling, until it is closed. Awaiting `result()` instead would
+ * let the time-skipping server jump years ahead.
+ */
+export async function closeWorkflow(handle: WorkflowHandle): Promise<string> {
+  const state = async () => (await handle.describe()).status.name;
+  if ((await state()) === 'RUNNING') await handle.cancel();
+  try {
+    return await waitUntil(state, (name) => name !== 'RUNNING', `${handle.workflowId} closed`, 10_000);
+  } catch {
+    await handle.terminate('the test could not cancel it');
+    return state();
+  }
+}
+
+/** Polls `probe` (a query, mostly) until `ok` holds; real time, a few ms at a time. */
+export async function waitUntil<T>(probe: () => Promise<T>, ok: (value: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (ok(value)) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}; last value: ${JSON.stringify(value)}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Sleeps the test server until `offsetMs` past the next multiple of `sizeMs`; returns that boundary. */
+export async function sleepPastBoundary(env: TestWorkflowEnvironment, sizeMs: number, offsetMs: number): Promise<number> {
+  const now = await env.currentTimeMs();
+  const boundary = (Math.floor(now / sizeMs) + 1) * sizeMs;
+  await env.sleep(boundary + offsetMs - now);
+  return boundary;
+}
+
+/**
+ * With RECORD_HISTORIES=1, saves the handle's history as test/histories/<name>.json for the replay
+ * test, in the proto JSON `temporal workflow show --output json` writes; normal runs never rewrite
+ * the committed files.
+ */
+export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {
+  if (process.env.RECORD_HISTORIES !== '1') return;
+  writeFileSync(join(__dirname, '..', 'histories', `${name}.json`), `${historyToJSON(await handle.fetchHistory())}\n`);
+}

@@ -1,0 +1,15 @@
+// Workflow ids: fixed ones for the singletons, builders for the runs that repeat.
+import type { TimeWindow } from '../activities/types';
+
+export const PIPELINE_WORKFLOW_ID = 'smartcity-pipeline';
+export const STREAMING_WORKFLOW_ID = 'smartcity-streaming';
+
+/** One id per attempt: a window re-run (late data, retry, forced backfill) never collides with an earlier run. */
+export function batchRunWorkflowId(window: TimeWindow, attempt: number): string {
+  return `smartcity-batch-${window.from}-${attempt}`;
+}
+
+/** A fleet run is named by its seed and departure, which together fix its event ids. */
+export function fleetSimulationWorkflowId(seed: number, start: string): string {
+  return `smartcity-fleet-${seed}-${start}`;
+}
