@@ -8,6 +8,8 @@ import { journeyEvents, type FleetOptions } from '../producers/fleet';
 import { SOURCES } from '../schemas';
 import type { FleetSpec, JourneyChunkInput, JourneyChunkResult, SourceCounts } from './types';
 
+const HEARTBEAT_EVERY_MS = 5_000;
+
 /** What a journey chunk heartbeats: every event before `acked` was acknowledged by Kafka. */
 interface ChunkHeartbeat {
   acked: number;
@@ -55,8 +57,13 @@ export function kafkaActivities(config: Config, producer: () => Promise<EventPro
         }
         if (input.pacing) {
           const { speedup, wallAnchorMs, simAnchorMs } = input.pacing;
-          const dueInMs = wallAnchorMs + (at - simAnchorMs) / speedup - Date.now();
-          if (dueInMs > 2) await sleep(dueInMs, undefined, { signal }).catch(() => undefined);
+          const dueAt = wallAnchorMs + (at - simAnchorMs) / speedup;
+          // A paced wait can be long (a late departure at speedup 1 is minutes away): keep
+          // heartbeating through it, or the attempt would time out while merely waiting.
+          while (!signal.aborted && dueAt - Date.now() > 2) {
+            await sleep(Math.min(dueAt - Date.now(), HEARTBEAT_EVERY_MS), undefined, { signal }).catch(() => undefined);
+            heartbeat({ acked } satisfies ChunkHeartbeat);
+          }
         }
         if (signal.aborted) break;
         const position = index + 1;

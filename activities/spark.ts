@@ -10,6 +10,7 @@ import { withCuratedLayer } from './curated-lock';
 import type { CurateResult, IngestProgress, SourceCounts, StreamingJobSpec, StreamingJobState, TimeWindow } from './types';
 
 const POLL_MS = 2_000;
+const HEARTBEAT_EVERY_MS = 5_000;
 
 function sum(counts: unknown): number {
   return typeof counts === 'object' && counts !== null ? Object.values(counts).reduce((n: number, v) => n + (typeof v === 'number' ? v : 0), 0) : 0;
@@ -83,7 +84,19 @@ export function sparkActivities(config: Config) {
     async curateWindow(input: { window: TimeWindow }): Promise<CurateResult> {
       const { from, to } = input.window;
       const name = `curate-${from}-${to}`.replace(/[^A-Za-z0-9._-]/g, '');
-      const result = await withCuratedLayer(() => runSparkJob(config, { name, job: 'curate', args: { lakeRoot: lake, from, to } }));
+      const ctx = Context.current();
+      const result = await withCuratedLayer(async () => {
+        // Heartbeats are how a cancelled batch run reaches this activity: then the job is stopped.
+        const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
+        const stopOnCancel = ctx.cancelled.catch(() => stopSparkJob(config, name, 15_000));
+        try {
+          return await runSparkJob(config, { name, job: 'curate', args: { lakeRoot: lake, from, to } });
+        } finally {
+          clearInterval(beat);
+          if (ctx.cancellationSignal.aborted) await stopOnCancel;
+        }
+      });
+      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
       if (result.state !== 'succeeded') {
         throw ApplicationFailure.retryable(`curate job for ${from} → ${to} ${result.state} (exit code ${result.exitCode ?? '—'})`, 'SparkJobFailed', result.logTail);
       }

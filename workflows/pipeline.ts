@@ -37,7 +37,7 @@ import { STREAMING_WORKFLOW_ID, batchRunWorkflowId } from './ids';
 import { INVALID_INPUT, describeIssues, iso, isoTime, parseInput } from './input';
 import { addRange, covers, removeRange } from './ranges';
 import { streamingPauseSignal, streamingResumeSignal, streamingSupervisor } from './streaming-supervisor';
-import { DEFAULT_ALLOWED_LATENESS_SECONDS, DEFAULT_WINDOW_MINUTES, MINUTE_MS, countWindows, windowLabel } from './windows';
+import { DEFAULT_ALLOWED_LATENESS_SECONDS, DEFAULT_WINDOW_MINUTES, MINUTE_MS, countWindows, windowAt, windowLabel } from './windows';
 
 /** Most windows one backfill request may cover; a larger range is split by the caller. */
 export const MAX_BACKFILL_WINDOWS = 2000;
@@ -265,7 +265,7 @@ export async function smartCityPipeline(rawInput?: SmartCityPipelineInput): Prom
   let changed = false;
   let draining = false;
 
-  const windowOf = (fromMs: number): TimeWindow => ({ from: iso(fromMs), to: iso(fromMs + sizeMs) });
+  const windowOf = (fromMs: number): TimeWindow => windowAt(fromMs, sizeMs);
 
   // ---- signals, update, query ----
 

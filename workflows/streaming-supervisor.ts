@@ -101,7 +101,8 @@ function activitiesFor(input: Input) {
   });
   const { watchStreamingJob } = proxyActivities<PipelineActivities>({
     startToCloseTimeout: (input.watchSeconds + 60) * 1000,
-    // A worker that dies mid-watch is noticed within this, not at the end of the watch.
+    // A worker that dies mid-watch is noticed within this, not at the end of the watch. A watch
+    // only reads state, so a pause abandons it at once (the default TRY_CANCEL) without waiting.
     heartbeatTimeout: '30s',
     retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
   });

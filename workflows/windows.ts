@@ -12,13 +12,6 @@ export function windowAt(ms: number, sizeMs: number): TimeWindow {
   return { from: iso(from), to: iso(from + sizeMs) };
 }
 
-/** The aligned windows that overlap [fromMs, toMs). */
-export function windowsOverlapping(fromMs: number, toMs: number, sizeMs: number): TimeWindow[] {
-  const windows: TimeWindow[] = [];
-  for (let start = Math.floor(fromMs / sizeMs) * sizeMs; start < toMs; start += sizeMs) windows.push(windowAt(start, sizeMs));
-  return windows;
-}
-
 /** How many aligned windows overlap [fromMs, toMs), without building them. */
 export function countWindows(fromMs: number, toMs: number, sizeMs: number): number {
   return Math.max(0, Math.ceil(toMs / sizeMs) - Math.floor(fromMs / sizeMs));

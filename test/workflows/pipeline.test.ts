@@ -290,7 +290,8 @@ describe('smartCityPipeline', () => {
     const stubs = new Stubs();
     await withWorker(env, stubs, async (taskQueue, track) => {
       const b = await sleepPastBoundary(env, W, 2 * MINUTE);
-      const handle = await start(taskQueue, track, { startAt: iso(b - 2 * W), historyThreshold: 50 });
+      // Headroom: the run must not continue as new before the test has paused it and queued a backfill.
+      const handle = await start(taskQueue, track, { startAt: iso(b - 2 * W), historyThreshold: 80 });
       await waitUntil(() => status(handle), (v) => loaded(v) === 2 && v.streaming?.attached === true, 'two windows loaded, streaming attached');
       const supervisorRun = (await supervisor(env).describe()).runId;
       await streamingRunning(env, 0);
@@ -299,6 +300,7 @@ describe('smartCityPipeline', () => {
       const paused = await waitUntil(() => supervisor(env).query(streamingStatusQuery), (v) => v.state === 'paused', 'streaming paused too');
       await handle.signal(pipelineBackfillSignal, { from: iso(b - 5 * W), to: iso(b - 3 * W) });
       const before = await waitUntil(() => status(handle), (v) => v.queued === 2, 'the backfill is queued while paused');
+      assert.equal(before.continuedAsNewCount, 0);
 
       // Signals are history events too: send harmless ones until the controller continues as new.
       // (Polled with describe: a query that lands during continue-as-new can stall on the test server.)
