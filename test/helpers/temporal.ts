@@ -20,6 +20,9 @@ export function createDevServerEnv(config: Config): Promise<TestWorkflowEnvironm
   });
 }
 
+/** A logger that drops webpack's bundling chatter in tests. */
+export const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+
 /**
  * With RECORD_HISTORIES=1, saves the workflow's history as test/histories/<name>.json (the proto
  * JSON `temporal workflow show --output json` writes) for the replay tests; normal runs never

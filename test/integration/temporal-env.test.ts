@@ -7,17 +7,12 @@ import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { loadConfig } from '../../config';
-import { createDevServerEnv, createTimeSkippingEnv } from '../helpers/temporal';
+import { createDevServerEnv, createTimeSkippingEnv, quietLogger } from '../helpers/temporal';
 
 const config = loadConfig();
 const activities = { echo: async (text: string) => `echo: ${text}` };
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
-const workflowBundle = () => (bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../fixtures/workflows'), logger: quietLogger() }));
-
-function quietLogger() {
-  const noop = () => {};
-  return { log: noop, trace: noop, debug: noop, info: noop, warn: noop, error: noop };
-}
+const workflowBundle = () => (bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../fixtures/workflows'), logger: quietLogger }));
 
 async function runOnce(connection: NativeConnection, client: Client, namespace: string): Promise<string> {
   const taskQueue = `env-test-${randomUUID()}`;

@@ -1,14 +1,12 @@
 // Stub activities for the workflow tests: a plain object implementing PipelineActivities whose
 // behaviour each test sets through the knobs below, with a log of every call. Plus the little
 // harness every workflow test file shares (bundle once, one worker per test, waiting for a state).
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { quietLogger } from '../helpers/temporal';
 import type {
   IngestProgress,
   JourneyChunkInput,
@@ -160,13 +158,12 @@ function total(c: SourceCounts): number {
 
 // ---- harness ----------------------------------------------------------------------------------
 
-const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
 
 /** The workflows bundle, built once per test file. */
 export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  return (bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quiet }));
+  return (bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger }));
 }
 
 /** Per test: a test that hangs fails instead of stalling the run. */
@@ -236,12 +233,4 @@ export async function sleepPastBoundary(env: TestWorkflowEnvironment, sizeMs: nu
   return boundary;
 }
 
-/**
- * With RECORD_HISTORIES=1, saves the handle's history as test/histories/<name>.json for the replay
- * test, in the proto JSON `temporal workflow show --output json` writes; normal runs never rewrite
- * the committed files.
- */
-export async function recordHistory(handle: WorkflowHandle, name: string): Promise<void> {
-  if (process.env.RECORD_HISTORIES !== '1') return;
-  writeFileSync(join(__dirname, '..', 'histories', `${name}.json`), `${historyToJSON(await handle.fetchHistory())}\n`);
-}
+export { recordHistory } from '../helpers/temporal';
