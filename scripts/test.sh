@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (npm test, after scripts/setup.sh): type check, lint, then every test against
 # real components — a Kafka broker and a Temporal dev server started here on test-only ports with
-# their own data folder (so a running `npm start` stack is left alone), stopped on exit.
+# their own data folder (so a running `npm start` stack is left alone), and a moto server (AWS
+# APIs on loopback, for the aws target's wire-level tests), all stopped on exit.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -19,9 +20,27 @@ unset SMARTCITY_CONFIG SMARTCITY_KAFKA_BROKERS SMARTCITY_TEMPORAL_ADDRESS SMARTC
 
 "$SMARTCITY" stack down >/dev/null 2>&1 || true
 rm -rf "$SMARTCITY_DATA_DIR"
-trap '"$SMARTCITY" stack down >/dev/null 2>&1 || true' EXIT
+MOTO_PORT="${SMARTCITY_TEST_MOTO_PORT:-29500}"
+export SMARTCITY_TEST_MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
+moto_pid=""
+cleanup() {
+  "$SMARTCITY" stack down >/dev/null 2>&1 || true
+  [ -z "$moto_pid" ] || kill "$moto_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
 echo "== test stack"
 "$SMARTCITY" stack up
+mkdir -p "$SMARTCITY_DATA_DIR/logs"
+# Fake credentials for moto only; real AWS access uses the default credential chain.
+AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "$ROOT/.tools/venv/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" \
+  > "$SMARTCITY_DATA_DIR/logs/moto.log" 2>&1 &
+moto_pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS "$SMARTCITY_TEST_MOTO_ENDPOINT/moto-api/" >/dev/null 2>&1 && break
+  kill -0 "$moto_pid" 2>/dev/null || { cat "$SMARTCITY_DATA_DIR/logs/moto.log"; echo "moto server did not start"; exit 1; }
+  sleep 0.1
+done
+echo "moto server on $SMARTCITY_TEST_MOTO_ENDPOINT"
 
 REPORTS="$SMARTCITY_DATA_DIR/reports"
 mkdir -p "$REPORTS"

@@ -2,6 +2,8 @@
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { NativeConnection } from '@temporalio/worker';
+import { readFileSync } from 'node:fs';
+import type { TLSConfig } from '@temporalio/client';
 import type { Config } from '../config';
 
 export class TemporalUnavailableError extends Error {
@@ -15,11 +17,32 @@ function unavailable(config: Config, err: unknown): TemporalUnavailableError {
   );
 }
 
+/**
+ * TLS and API-key options for production clusters: mTLS from PEM files (SMARTCITY_TEMPORAL_TLS_*),
+ * or an API key (Temporal Cloud), which implies TLS. The local dev server gets neither.
+ */
+export function connectionSecurity(config: Config): { tls?: TLSConfig | boolean; apiKey?: string } {
+  const { tls, apiKey } = config.temporal;
+  const out: { tls?: TLSConfig | boolean; apiKey?: string } = {};
+  if (tls) {
+    out.tls = {
+      ...(tls.cert && tls.key && { clientCertPair: { crt: readFileSync(tls.cert), key: readFileSync(tls.key) } }),
+      ...(tls.ca && { serverRootCACertificate: readFileSync(tls.ca) }),
+      ...(tls.serverName && { serverNameOverride: tls.serverName }),
+    };
+  }
+  if (apiKey !== undefined) {
+    out.apiKey = apiKey;
+    out.tls ??= true;
+  }
+  return out;
+}
+
 /** A client plus the connection to close when done. */
 export async function connectClient(config: Config, connectTimeoutMs = 5_000): Promise<{ client: Client; close: () => Promise<void> }> {
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address: config.temporal.address, connectTimeout: connectTimeoutMs });
+    connection = await Connection.connect({ address: config.temporal.address, connectTimeout: connectTimeoutMs, ...connectionSecurity(config) });
   } catch (err) {
     throw unavailable(config, err);
   }
@@ -28,7 +51,7 @@ export async function connectClient(config: Config, connectTimeoutMs = 5_000): P
 
 export async function connectWorker(config: Config): Promise<NativeConnection> {
   try {
-    return await NativeConnection.connect({ address: config.temporal.address });
+    return await NativeConnection.connect({ address: config.temporal.address, ...connectionSecurity(config) });
   } catch (err) {
     throw unavailable(config, err);
   }
