@@ -57,4 +57,101 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ SMARTCITY_CONFIG: bad }), /config key kafka: Unrecognized key: "password"/);
     assert.throws(() => loadConfig({ SMARTCITY_CONFIG: join(dir, 'missing.json') }), /does not exist/);
   });
+  describe('the aws target', () => {
+    const complete = {
+      SMARTCITY_TARGET: 'aws',
+      SMARTCITY_KAFKA_BROKERS: 'b-1.msk.example:9096',
+      SMARTCITY_AWS_REGION: 'eu-west-2',
+      SMARTCITY_S3_RAW_BUCKET: 'sc-raw',
+      SMARTCITY_S3_CURATED_BUCKET: 'sc-curated',
+      SMARTCITY_S3_QUARANTINE_BUCKET: 'sc-quarantine',
+      SMARTCITY_S3_CHECKPOINTS_BUCKET: 'sc-checkpoints',
+      SMARTCITY_S3_ATHENA_RESULTS_BUCKET: 'sc-athena',
+      SMARTCITY_S3_ARTIFACTS_BUCKET: 'sc-artifacts',
+      SMARTCITY_GLUE_DATABASE: 'smartcity',
+      SMARTCITY_GLUE_RAW_CRAWLER: 'smartcity-raw',
+      SMARTCITY_GLUE_CURATED_CRAWLER: 'smartcity-curated',
+      SMARTCITY_GLUE_CURATE_JOB: 'smartcity-curate',
+      SMARTCITY_EMR_CLUSTER_ID: 'j-2AXXXXXXGAPLF',
+      SMARTCITY_REDSHIFT_WORKGROUP: 'smartcity',
+      SMARTCITY_REDSHIFT_DATABASE: 'dev',
+      SMARTCITY_REDSHIFT_COPY_ROLE_ARN: 'arn:aws:iam::123456789012:role/smartcity-copy',
+    };
+
+    test('a complete environment gives the aws settings with defaults filled in', () => {
+      const config = loadConfig(complete);
+      assert.equal(config.target, 'aws');
+      assert.equal(config.aws?.region, 'eu-west-2');
+      assert.equal(config.aws?.buckets.raw, 'sc-raw');
+      assert.equal(config.aws?.redshift.schema, 'public');
+      assert.equal(config.aws?.athena.workgroup, 'primary');
+      assert.equal(config.aws?.athena.outputLocation, 's3://sc-athena/results/');
+      assert.equal(config.aws?.endpoint, undefined);
+      assert.equal(loadConfig({}).aws, undefined, 'the local target carries no aws settings');
+    });
+
+    test('every missing required setting is named in one error', () => {
+      const { SMARTCITY_EMR_CLUSTER_ID: _emr, SMARTCITY_S3_RAW_BUCKET: _raw, SMARTCITY_KAFKA_BROKERS: _brokers, ...partial } = complete;
+      assert.throws(
+        () => loadConfig(partial),
+        (err: Error) =>
+          err instanceof ConfigError &&
+          /SMARTCITY_S3_RAW_BUCKET/.test(err.message) &&
+          /SMARTCITY_EMR_CLUSTER_ID/.test(err.message) &&
+          /SMARTCITY_KAFKA_BROKERS/.test(err.message) &&
+          !/SMARTCITY_GLUE_DATABASE/.test(err.message),
+      );
+    });
+
+    test('malformed values name the variable and what is expected', () => {
+      assert.throws(() => loadConfig({ ...complete, SMARTCITY_S3_RAW_BUCKET: 's3://sc-raw' }), /SMARTCITY_S3_RAW_BUCKET: must be an S3 bucket name/);
+      assert.throws(() => loadConfig({ ...complete, SMARTCITY_AWS_REGION: 'London' }), /SMARTCITY_AWS_REGION: must be an AWS region/);
+      assert.throws(() => loadConfig({ ...complete, SMARTCITY_EMR_CLUSTER_ID: 'cluster-1' }), /SMARTCITY_EMR_CLUSTER_ID: must be an EMR cluster id/);
+      assert.throws(() => loadConfig({ ...complete, SMARTCITY_REDSHIFT_COPY_ROLE_ARN: 'smartcity-copy' }), /SMARTCITY_REDSHIFT_COPY_ROLE_ARN: must be an ARN/);
+    });
+
+    test('Redshift needs exactly one of a Serverless workgroup and a provisioned cluster', () => {
+      assert.throws(() => loadConfig({ ...complete, SMARTCITY_REDSHIFT_CLUSTER_ID: 'sc' }), /exactly one of SMARTCITY_REDSHIFT_WORKGROUP .* and SMARTCITY_REDSHIFT_CLUSTER_ID/);
+      const { SMARTCITY_REDSHIFT_WORKGROUP: _wg, ...provisioned } = complete;
+      assert.throws(() => loadConfig({ ...provisioned, SMARTCITY_REDSHIFT_CLUSTER_ID: 'sc' }), /SMARTCITY_REDSHIFT_SECRET_ARN .* or SMARTCITY_REDSHIFT_DB_USER/);
+      const config = loadConfig({ ...provisioned, SMARTCITY_REDSHIFT_CLUSTER_ID: 'sc', SMARTCITY_REDSHIFT_DB_USER: 'loader' });
+      assert.equal(config.aws?.redshift.clusterId, 'sc');
+      assert.equal(config.aws?.redshift.workgroup, undefined);
+    });
+
+    test('the same settings come from the config file under "aws"', () => {
+      const dir = mkdtempSync(join(tmpdir(), 'smartcity-config-'));
+      const file = join(dir, 'aws.json');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          target: 'aws',
+          kafka: { brokers: ['b-1:9096'] },
+          aws: {
+            region: 'eu-west-2',
+            buckets: { raw: 'r-1', curated: 'c-1', quarantine: 'q-1', checkpoints: 'k-1', athenaResults: 'a-1', artifacts: 'x-1' },
+            glue: { database: 'db', rawCrawler: 'rc', curatedCrawler: 'cc', curateJob: 'cj' },
+            emr: { clusterId: 'j-ABC123' },
+            redshift: { workgroup: 'wg', database: 'dev', copyRoleArn: 'arn:aws:iam::123456789012:role/copy' },
+            athena: { workgroup: 'smartcity', outputLocation: 's3://a-1/out/' },
+          },
+        }),
+      );
+      const config = loadConfig({ SMARTCITY_CONFIG: file });
+      assert.equal(config.aws?.athena.outputLocation, 's3://a-1/out/');
+      assert.equal(config.aws?.glue.curateJob, 'cj');
+      assert.throws(() => loadConfig({ SMARTCITY_CONFIG: file, SMARTCITY_AWS_REGION: 'nowhere' }), /SMARTCITY_AWS_REGION/);
+    });
+  });
+
+  test('Temporal mTLS needs both halves; the API key comes from the environment and is masked', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'smartcity-tls-'));
+    const cert = join(dir, 'client.pem');
+    writeFileSync(cert, 'not really a cert');
+    assert.throws(() => loadConfig({ SMARTCITY_TEMPORAL_TLS_CERT: cert }), /SMARTCITY_TEMPORAL_TLS_CERT and SMARTCITY_TEMPORAL_TLS_KEY go together/);
+    assert.throws(() => loadConfig({ SMARTCITY_TEMPORAL_TLS_CERT: cert, SMARTCITY_TEMPORAL_TLS_KEY: join(dir, 'missing.key') }), /SMARTCITY_TEMPORAL_TLS_KEY points at .*missing\.key, which does not exist/);
+    const config = loadConfig({ SMARTCITY_TEMPORAL_API_KEY: 'secret-key-value', SMARTCITY_TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233' });
+    assert.equal(config.temporal.apiKey, 'secret-key-value');
+    assert.doesNotMatch(JSON.stringify(redactConfig(config)), /secret-key-value/);
+  });
 });
