@@ -1,3 +1,4 @@
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { z } from 'zod';
 import { loadConfig } from '../config';
 import { buildWorkflowBundle, startWorker } from '../workers/worker';
@@ -11,6 +12,8 @@ export const WORKER_USAGE = `smartcity worker [--build-bundle]
 
 export async function workerCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandLine(argv, { 'build-bundle': { type: 'boolean' } }, z.object({ 'build-bundle': z.boolean().optional() }));
+  // The SDK logs every bundling detail (webpack's module stats) and state change at INFO.
+  Runtime.install({ logger: new DefaultLogger('WARN') });
   if (values['build-bundle']) {
     console.log(`workflow bundle written to ${await buildWorkflowBundle()}`);
     return 0;
