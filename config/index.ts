@@ -39,7 +39,8 @@ const awsFileSchema = z
   .partial()
   .strict();
 
-const fileSchema = z
+/** The SMARTCITY_CONFIG file's shape (`smartcity aws config` checks what it writes against it). */
+export const fileSchema = z
   .object({
     target: z.enum(['local', 'aws']).optional(),
     dataDir: z.string().min(1).optional(),
