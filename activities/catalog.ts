@@ -70,19 +70,19 @@ export function catalogPath(config: Config): string {
   return join(config.dataDir, 'catalog.duckdb');
 }
 
-interface SchemaChange {
+export interface SchemaChange {
   change: 'new column' | 'type change' | 'dropped column';
   column: string;
   oldType: string | null;
   newType: string | null;
 }
 
-function describeChange(table: string, c: SchemaChange): string {
+export function describeChange(table: string, c: SchemaChange): string {
   if (c.change === 'type change') return `${table}: type change ${c.column} ${c.oldType} → ${c.newType}`;
   return `${table}: ${c.change} ${c.column} ${c.newType ?? c.oldType}`;
 }
 
-function diffColumns(before: Column[], after: Column[]): SchemaChange[] {
+export function diffColumns(before: Column[], after: Column[]): SchemaChange[] {
   const old = new Map(before.map((c) => [c.name, c.type]));
   const now = new Map(after.map((c) => [c.name, c.type]));
   const changes: SchemaChange[] = [];

@@ -40,6 +40,8 @@ export interface StreamingJobState {
   lastProgress?: IngestProgress;
   /** Last lines of the job's log when it failed: the crash reason people read. */
   failure?: string;
+  /** The remote run on the aws target (EMR step id). */
+  remoteId?: string;
 }
 
 // ---- batch -------------------------------------------------------------------------------
@@ -61,6 +63,8 @@ export interface CurateResult {
   rowsRead: number;
   duplicatesDropped: number;
   rowsWritten: SourceCounts;
+  /** The remote run on the aws target (Glue job run id). */
+  remoteId?: string;
 }
 
 export interface LoadResult {

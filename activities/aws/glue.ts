@@ -1,0 +1,272 @@
+// Glue on the aws target: the raw/curated crawlers (catalog) and the curate job (ETL), each run
+// as one remote operation: start or join, wait with heartbeats, fetch the result or the evidence
+// of the failure. Every function below makes at most one SDK call per request.
+import {
+  BatchStopJobRunCommand,
+  GetCrawlerCommand,
+  GetJobRunCommand,
+  GetJobRunsCommand,
+  GetPartitionsCommand,
+  GetTablesCommand,
+  StartCrawlerCommand,
+  StartJobRunCommand,
+  StopCrawlerCommand,
+  type Crawler,
+  type JobRun,
+  type Table,
+} from '@aws-sdk/client-glue';
+import { ApplicationFailure } from '@temporalio/common';
+import { z } from 'zod';
+import { SOURCES, type Source } from '../../schemas';
+import { describeChange, diffColumns } from '../catalog';
+import { hourPartitions, parseWindow, type Column } from '../duckdb';
+import type { CrawlResult, CurateResult, Layer, PipelineActivities, SourceCounts, TimeWindow } from '../types';
+import type { AwsDeps } from './clients';
+import { awsCall, awsFailure, classifyAwsError } from './errors';
+import { logTail } from './logs';
+import { runRemoteOperation } from './operation';
+import { curateSummaryKey, latestLanding, layerRoot, readJson, s3Uri, scriptUri } from './s3';
+
+// ---- crawlers ----------------------------------------------------------------------------------
+
+/** What the catalog held for the layer before the crawl: columns, and partitions in the window's dates. */
+interface CatalogSnapshot {
+  columns: Record<string, Column[]>;
+  partitions: Record<string, number>;
+}
+
+interface CrawlHandle {
+  crawler: string;
+  /** Latest LastModified of the window's data (S3 clock); a crawl that began earlier misses some of it. */
+  landedAt?: string;
+  /** True when this activity started the crawl (only then does a cancellation stop it). */
+  started: boolean;
+  before: CatalogSnapshot;
+}
+
+async function layerTables(deps: AwsDeps, layer: Layer): Promise<Table[]> {
+  const database = deps.aws.glue.database;
+  const prefix = `${layer}_`;
+  const tables: Table[] = [];
+  let token: string | undefined;
+  do {
+    const page = await awsCall(`glue:GetTables on database ${database}`, () =>
+      deps.clients.glue.send(new GetTablesCommand({ DatabaseName: database, Expression: `${prefix}.*`, ...(token !== undefined && { NextToken: token }) })),
+    );
+    tables.push(...(page.TableList ?? []).filter((t) => t.Name?.startsWith(prefix)));
+    token = page.NextToken || undefined;
+  } while (token !== undefined);
+  return tables.sort((a, b) => (a.Name ?? '').localeCompare(b.Name ?? ''));
+}
+
+async function windowPartitionCount(deps: AwsDeps, table: string, dates: string[]): Promise<number> {
+  const database = deps.aws.glue.database;
+  let count = 0;
+  let token: string | undefined;
+  do {
+    const page = await awsCall(`glue:GetPartitions on table ${database}.${table}`, () =>
+      deps.clients.glue.send(
+        new GetPartitionsCommand({
+          DatabaseName: database,
+          TableName: table,
+          Expression: `date IN (${dates.map((d) => `'${d}'`).join(', ')})`,
+          ExcludeColumnSchema: true,
+          ...(token !== undefined && { NextToken: token }),
+        }),
+      ),
+    );
+    count += page.Partitions?.length ?? 0;
+    token = page.NextToken || undefined;
+  } while (token !== undefined);
+  return count;
+}
+
+function windowDates(window: TimeWindow): string[] {
+  return [...new Set(hourPartitions(parseWindow(window)).map((p) => p.slice('date='.length, 'date='.length + 10)))];
+}
+
+async function snapshot(deps: AwsDeps, layer: Layer, window: TimeWindow): Promise<CatalogSnapshot> {
+  const dates = windowDates(window);
+  const out: CatalogSnapshot = { columns: {}, partitions: {} };
+  for (const table of await layerTables(deps, layer)) {
+    const name = table.Name!;
+    out.columns[name] = (table.StorageDescriptor?.Columns ?? []).map((c) => ({ name: c.Name ?? '', type: c.Type ?? '' }));
+    out.partitions[name] = await windowPartitionCount(deps, name, dates);
+  }
+  return out;
+}
+
+async function getCrawler(deps: AwsDeps, name: string): Promise<Crawler> {
+  const res = await awsCall(`glue:GetCrawler on crawler ${name}`, () => deps.clients.glue.send(new GetCrawlerCommand({ Name: name })));
+  if (!res.Crawler) throw ApplicationFailure.nonRetryable(`glue:GetCrawler returned no crawler ${name}`, 'Aws.EntityNotFoundException');
+  return res.Crawler;
+}
+
+/** Starts the crawler; false when a crawl is already running (it is joined instead). */
+async function startCrawler(deps: AwsDeps, name: string): Promise<boolean> {
+  try {
+    await deps.clients.glue.send(new StartCrawlerCommand({ Name: name }));
+    return true;
+  } catch (err) {
+    if (classifyAwsError(err).code === 'CrawlerRunningException') return false;
+    throw awsFailure(err, `glue:StartCrawler on crawler ${name}`);
+  }
+}
+
+function crawlerOf(deps: AwsDeps, layer: Layer): string {
+  if (layer !== 'raw' && layer !== 'curated') throw ApplicationFailure.nonRetryable(`unknown layer ${JSON.stringify(layer)}; expected raw or curated`, 'InvalidInput');
+  return layer === 'raw' ? deps.aws.glue.rawCrawler : deps.aws.glue.curatedCrawler;
+}
+
+function crawlFailure(crawler: string, c: Crawler): ApplicationFailure {
+  const last = c.LastCrawl;
+  const logs = last?.LogGroup ? ` Logs: CloudWatch ${last.LogGroup}${last.LogStream ? ` stream ${last.LogStream}` : ''}.` : '';
+  return ApplicationFailure.nonRetryable(`Glue crawler ${crawler} failed: ${last?.ErrorMessage ?? 'no error message'}.${logs}`, 'Glue.CrawlFailed', {
+    errorMessage: last?.ErrorMessage,
+    logGroup: last?.LogGroup,
+    logStream: last?.LogStream,
+  });
+}
+
+function crawlActivity(deps: AwsDeps) {
+  return async (input: { layer: Layer; window: TimeWindow }): Promise<CrawlResult> => {
+    const { layer, window } = input;
+    const crawler = crawlerOf(deps, layer);
+    const w = parseWindow(window);
+    return runRemoteOperation<CrawlHandle, CrawlResult>(deps, {
+      what: `Glue crawl of ${layer} by ${crawler} for ${w.label}`,
+      async start() {
+        const landed = await latestLanding(deps, layer, window);
+        const before = await snapshot(deps, layer, window);
+        const started = await startCrawler(deps, crawler);
+        return { crawler, ...(landed && { landedAt: landed.toISOString() }), started, before };
+      },
+      async poll(handle) {
+        const c = await getCrawler(deps, crawler);
+        if (c.State !== 'READY') return { done: false, progress: { state: c.State } };
+        const last = c.LastCrawl;
+        const began = last?.StartTime;
+        const late = handle.landedAt !== undefined && (!began || began < new Date(handle.landedAt));
+        // A crawl that began before the window's data landed, or that someone stopped, does not
+        // cover the window: crawl again (a crawl started meanwhile by another run is joined).
+        if (!last || !began || late || last.Status === 'CANCELLED') {
+          await startCrawler(deps, crawler);
+          return { done: false, progress: { state: 'restarted', lastCrawlStart: began?.toISOString() } };
+        }
+        if (last.Status === 'FAILED') throw crawlFailure(crawler, c);
+        const after = await snapshot(deps, layer, window);
+        const tables = Object.keys(after.columns).sort();
+        const schemaChanges = tables.flatMap((t) =>
+          handle.before.columns[t] ? diffColumns(handle.before.columns[t], after.columns[t]!).map((change) => describeChange(t, change)) : [],
+        );
+        const partitionsAdded = tables.reduce((n, t) => n + Math.max(0, after.partitions[t]! - (handle.before.partitions[t] ?? 0)), 0);
+        return { done: true, result: { layer, tables, partitionsAdded, schemaChanges, startedAt: began.toISOString() } };
+      },
+      async cancel(handle) {
+        // A joined crawl belongs to whoever started it; only our own crawl is stopped.
+        if (!handle.started) return;
+        await awsCall(`glue:StopCrawler on crawler ${crawler}`, () => deps.clients.glue.send(new StopCrawlerCommand({ Name: crawler })));
+      },
+    });
+  };
+}
+
+// ---- the curate job -----------------------------------------------------------------------------
+
+const ACTIVE_RUN_STATES = new Set(['STARTING', 'RUNNING', 'WAITING']);
+const FAILED_RUN_STATES = new Set(['FAILED', 'ERROR', 'TIMEOUT', 'STOPPED', 'EXPIRED']);
+
+const sourceSummary = z.object({ rows_read: z.number(), duplicates_dropped: z.number(), rows_written: z.number() });
+const curateSummary = z.object({ sources: z.partialRecord(z.enum(SOURCES as unknown as [Source, ...Source[]]), sourceSummary) });
+
+/** The curate job's arguments, in Glue's `--name_with_underscores` form that getResolvedOptions reads. */
+function curateArguments(deps: AwsDeps, window: TimeWindow): Record<string, string> {
+  const w = parseWindow(window);
+  return {
+    '--from': w.from,
+    '--to': w.to,
+    '--raw_root': layerRoot(deps.aws, 'raw'),
+    '--curated_root': layerRoot(deps.aws, 'curated'),
+    '--schemas_dir': scriptUri(deps.aws, 'schemas/'),
+    '--summary_path': s3Uri(deps.aws.buckets.artifacts, curateSummaryKey(window)),
+  };
+}
+
+async function activeRunFor(deps: AwsDeps, job: string, args: Record<string, string>): Promise<string | undefined> {
+  // Newest first; a run still active for the window is among the most recent ones.
+  const res = await awsCall(`glue:GetJobRuns on job ${job}`, () => deps.clients.glue.send(new GetJobRunsCommand({ JobName: job, MaxResults: 200 })));
+  const run = (res.JobRuns ?? []).find(
+    (r) => ACTIVE_RUN_STATES.has(r.JobRunState ?? '') && r.Arguments?.['--from'] === args['--from'] && r.Arguments?.['--to'] === args['--to'],
+  );
+  return run?.Id;
+}
+
+async function getJobRun(deps: AwsDeps, job: string, runId: string): Promise<JobRun> {
+  const res = await awsCall(`glue:GetJobRun on job ${job}`, () => deps.clients.glue.send(new GetJobRunCommand({ JobName: job, RunId: runId })));
+  if (!res.JobRun) throw ApplicationFailure.nonRetryable(`glue:GetJobRun returned no run ${runId} of job ${job}`, 'Aws.EntityNotFoundException');
+  return res.JobRun;
+}
+
+async function runFailure(deps: AwsDeps, job: string, run: JobRun, what: string): Promise<ApplicationFailure> {
+  const group = run.LogGroupName ?? '/aws-glue/jobs';
+  const errorGroup = `${group}/error`;
+  const tail = await logTail(deps, errorGroup, run.Id!);
+  return ApplicationFailure.nonRetryable(
+    `${what} ${run.JobRunState}: ${run.ErrorMessage ?? 'no error message'}. Logs: CloudWatch ${errorGroup} stream ${run.Id}. Last lines of the error log:\n${tail}`,
+    'Glue.JobRunFailed',
+    { jobRunId: run.Id, state: run.JobRunState, errorMessage: run.ErrorMessage, logGroup: errorGroup, logStream: run.Id, logTail: tail },
+  );
+}
+
+async function curateResult(deps: AwsDeps, window: TimeWindow, runId: string, what: string): Promise<CurateResult> {
+  const bucket = deps.aws.buckets.artifacts;
+  const key = curateSummaryKey(window);
+  const raw = await readJson(deps, bucket, key);
+  const parsed = curateSummary.safeParse(raw);
+  if (raw === undefined || !parsed.success) {
+    throw ApplicationFailure.nonRetryable(
+      `${what} succeeded but ${s3Uri(bucket, key)} ${raw === undefined ? 'does not exist' : `is not a curate summary (${parsed.error?.message})`}: is the job's script the current spark/jobs/curate.py?`,
+      'Glue.NoRunSummary',
+    );
+  }
+  const sources = parsed.data.sources;
+  return {
+    rowsRead: SOURCES.reduce((n, s) => n + (sources[s]?.rows_read ?? 0), 0),
+    duplicatesDropped: SOURCES.reduce((n, s) => n + (sources[s]?.duplicates_dropped ?? 0), 0),
+    rowsWritten: Object.fromEntries(SOURCES.map((s) => [s, sources[s]?.rows_written ?? 0])) as SourceCounts,
+    remoteId: runId,
+  };
+}
+
+function curateActivity(deps: AwsDeps) {
+  return async (input: { window: TimeWindow }): Promise<CurateResult> => {
+    const job = deps.aws.glue.curateJob;
+    const args = curateArguments(deps, input.window);
+    const what = `Glue job run of ${job} for ${args['--from']}/${args['--to']}`;
+    return runRemoteOperation<string, CurateResult>(deps, {
+      what,
+      find: () => activeRunFor(deps, job, args),
+      async start() {
+        const res = await awsCall(`glue:StartJobRun on job ${job}`, () => deps.clients.glue.send(new StartJobRunCommand({ JobName: job, Arguments: args })));
+        if (!res.JobRunId) throw ApplicationFailure.retryable(`glue:StartJobRun on job ${job} returned no JobRunId`, 'Aws.NoJobRunId');
+        return res.JobRunId;
+      },
+      async poll(runId) {
+        const run = await getJobRun(deps, job, runId);
+        const state = run.JobRunState ?? 'UNKNOWN';
+        if (state === 'SUCCEEDED') return { done: true, result: await curateResult(deps, input.window, runId, what) };
+        if (FAILED_RUN_STATES.has(state)) throw await runFailure(deps, job, run, `${what} (run ${runId})`);
+        return { done: false, progress: { state, executionTime: run.ExecutionTime } };
+      },
+      async cancel(runId) {
+        const res = await awsCall(`glue:BatchStopJobRun on job ${job}`, () => deps.clients.glue.send(new BatchStopJobRunCommand({ JobName: job, JobRunIds: [runId] })));
+        const refused = res.Errors?.[0];
+        if (refused) throw new Error(`glue:BatchStopJobRun refused run ${runId}: ${refused.ErrorDetail?.ErrorCode ?? ''} ${refused.ErrorDetail?.ErrorMessage ?? ''}`);
+      },
+    });
+  };
+}
+
+export function glueActivities(deps: AwsDeps): Pick<PipelineActivities, 'crawlLayer' | 'curateWindow'> {
+  return { crawlLayer: crawlActivity(deps), curateWindow: curateActivity(deps) };
+}

@@ -1,0 +1,88 @@
+// The lake on S3: URIs of the layout (one bucket per layer, the same folders as the local lake),
+// landing checks (when did the window's data last change) and small JSON artifacts such as the
+// curate job's run summary.
+import { GetObjectCommand, ListObjectsV2Command, type ListObjectsV2CommandOutput } from '@aws-sdk/client-s3';
+import type { AwsSettings } from '../../config';
+import { SOURCES } from '../../schemas';
+import { hourPartitions, parseWindow } from '../duckdb';
+import type { TimeWindow } from '../types';
+import type { AwsDeps } from './clients';
+import { awsCall, awsFailure, classifyAwsError } from './errors';
+
+export type LakeLayer = 'raw' | 'quarantine' | 'curated';
+
+export function s3Uri(bucket: string, key = ''): string {
+  return `s3://${bucket}/${key}`;
+}
+
+/** `s3://<bucket of the layer>/<layer>/`: the root the Spark jobs write and the crawler reads. */
+export function layerRoot(aws: AwsSettings, layer: LakeLayer): string {
+  return s3Uri(aws.buckets[layer], `${layer}/`);
+}
+
+export function checkpointRoot(aws: AwsSettings, jobName: string): string {
+  return s3Uri(aws.buckets.checkpoints, `checkpoints/${jobName}/`);
+}
+
+/** Job scripts live in the artifacts bucket under `spark/`, as infra/ uploads them. */
+export function scriptUri(aws: AwsSettings, path: string): string {
+  return s3Uri(aws.buckets.artifacts, `spark/${path}`);
+}
+
+/**
+ * Where the curate job writes the summary of its run over a window: the name its own default
+ * gives under a lake root (`20260302T090000000000Z_…`), so both targets name a window alike.
+ */
+export function curateSummaryKey(window: TimeWindow): string {
+  const w = parseWindow(window);
+  const stamp = (iso: string) => `${iso.slice(0, 19).replace(/[-:]/g, '')}${iso.slice(20, 23)}000Z`;
+  return `_runs/curate/${stamp(w.from)}_${stamp(w.to)}.json`;
+}
+
+async function listPage(deps: AwsDeps, bucket: string, prefix: string, token: string | undefined): Promise<ListObjectsV2CommandOutput> {
+  return awsCall(`s3:ListBucket on ${s3Uri(bucket, prefix)}`, () =>
+    deps.clients.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token !== undefined && { ContinuationToken: token }) })),
+  );
+}
+
+/**
+ * The latest LastModified of the layer's objects in the window's hour partitions, over every
+ * source (S3's clock, the same one Glue stamps a crawl's start with); undefined when none landed.
+ */
+export async function latestLanding(deps: AwsDeps, layer: 'raw' | 'curated', window: TimeWindow): Promise<Date | undefined> {
+  const bucket = deps.aws.buckets[layer];
+  let latest: Date | undefined;
+  for (const source of SOURCES) {
+    for (const partition of hourPartitions(parseWindow(window))) {
+      const prefix = `${layer}/${source}/${partition}/`;
+      let token: string | undefined;
+      do {
+        const page = await listPage(deps, bucket, prefix, token);
+        for (const object of page.Contents ?? []) {
+          if (object.LastModified && (!latest || object.LastModified > latest)) latest = object.LastModified;
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token !== undefined);
+    }
+  }
+  return latest;
+}
+
+/** The JSON object at s3://bucket/key, or undefined when there is none. */
+export async function readJson(deps: AwsDeps, bucket: string, key: string): Promise<unknown> {
+  const action = `s3:GetObject on ${s3Uri(bucket, key)}`;
+  let body: string | undefined;
+  try {
+    const object = await deps.clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    body = await object.Body?.transformToString('utf8');
+  } catch (err) {
+    if (classifyAwsError(err).kind === 'not-found') return undefined;
+    throw awsFailure(err, action);
+  }
+  if (body === undefined) return undefined;
+  try {
+    return JSON.parse(body) as unknown;
+  } catch (err) {
+    throw new Error(`${s3Uri(bucket, key)} is not JSON: ${(err as Error).message}`);
+  }
+}
