@@ -2,8 +2,10 @@
 // code; errors become one line on stderr: usage and config errors exit 2, failures exit 1.
 import { ConfigError } from '../config';
 import { UsageError } from './args';
+import { awsCommand, AWS_USAGE } from './aws';
 import { demoCommand, DEMO_USAGE } from './demo';
 import { pipelineCommand, PIPELINE_USAGE } from './pipeline';
+import { reportCommand, REPORT_USAGE } from './report';
 import { simulateCommand, SIMULATE_USAGE } from './simulate';
 import { stackCommand, STACK_USAGE } from './stack';
 import { workerCommand, WORKER_USAGE } from './worker';
@@ -19,7 +21,9 @@ const COMMANDS: Record<string, Command> = {
   simulate: { summary: 'stream a simulated fleet into Kafka', usage: SIMULATE_USAGE, run: simulateCommand },
   worker: { summary: 'run the Temporal worker (workflows + activities) until stopped', usage: WORKER_USAGE, run: workerCommand },
   pipeline: { summary: 'start, inspect, pause, resume, backfill or stop the pipeline controller', usage: PIPELINE_USAGE, run: pipelineCommand },
+  report: { summary: 'rows per source and layer, windows, quality checks, timings, Web UI links (--json, --html)', usage: REPORT_USAGE, run: reportCommand },
   demo: { summary: 'the quick start: stack up, historic and live simulation, totals', usage: DEMO_USAGE, run: demoCommand },
+  aws: { summary: 'write the aws target\'s config from a deployed stack (infra/)', usage: AWS_USAGE, run: awsCommand },
 };
 
 function help(): string {
