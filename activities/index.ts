@@ -2,6 +2,7 @@
 // know the PipelineActivities contract (./types), so their histories replay against any target.
 import type { Config } from '../config';
 import { EventProducer } from '../producers/event-producer';
+import { awsActivities } from './aws';
 import { catalogActivities } from './catalog';
 import { kafkaActivities } from './kafka';
 import { queryActivities } from './queries';
@@ -18,9 +19,6 @@ export interface ActivitySet {
 }
 
 export function createActivities(config: Config): ActivitySet {
-  if (config.target !== 'local') {
-    throw new Error(`target "${config.target}" has no activities yet; only "local" is implemented`);
-  }
   // One producer per worker, shared by every journey chunk: batching works across vehicles.
   let producer: Promise<EventProducer> | undefined;
   const sharedProducer = () =>
@@ -32,6 +30,20 @@ export function createActivities(config: Config): ActivitySet {
       producer = undefined; // the next activity attempt connects afresh
       throw err;
     }));
+  const closeProducer = async () => {
+    if (producer) await (await producer).close();
+  };
+  if (config.target === 'aws') {
+    // The fleet still produces into Kafka (MSK / Confluent Cloud, TLS + SASL from the config).
+    const aws = awsActivities(config);
+    return {
+      activities: { ...kafkaActivities(config, sharedProducer), ...aws.activities },
+      close: async () => {
+        await closeProducer();
+        await aws.close();
+      },
+    };
+  }
   const activities: PipelineActivities = {
     ...kafkaActivities(config, sharedProducer),
     ...sparkActivities(config),
@@ -39,10 +51,5 @@ export function createActivities(config: Config): ActivitySet {
     ...warehouseActivities(config),
     ...queryActivities(config),
   };
-  return {
-    activities,
-    close: async () => {
-      if (producer) await (await producer).close();
-    },
-  };
+  return { activities, close: closeProducer };
 }

@@ -30,7 +30,7 @@ import { warehousePath } from './warehouse';
 
 // ---- what the contracts in schemas/v1 require of a column ----------------------------------
 
-interface ColumnRule {
+export interface ColumnRule {
   column: string;
   required: boolean;
   minimum?: number;
@@ -129,7 +129,7 @@ function columnRules(node: FlatNode, parentRequired: boolean): ColumnRule[] {
 
 let contractRules: Map<Source, ColumnRule[]> | undefined;
 
-function rulesOf(source: Source): ColumnRule[] {
+export function rulesOf(source: Source): ColumnRule[] {
   if (!contractRules) {
     contractRules = new Map();
     for (const file of SOURCE_FILES) {
@@ -156,12 +156,12 @@ class Bindings {
   }
 }
 
-function examples(values: unknown): string {
+export function examples(values: unknown): string {
   const list = Array.isArray(values) ? values.map(String) : [];
   return list.length ? ` (e.g. ${list.join(', ')})` : '';
 }
 
-function bounds(rule: ColumnRule): string {
+export function bounds(rule: ColumnRule): string {
   const low = rule.minimum !== undefined ? `[${rule.minimum}` : rule.exclusiveMinimum !== undefined ? `(${rule.exclusiveMinimum}` : '(-∞';
   const high = rule.maximum !== undefined ? `${rule.maximum}]` : rule.exclusiveMaximum !== undefined ? `${rule.exclusiveMaximum})` : '∞)';
   return `${low}, ${high}`;

@@ -3,6 +3,7 @@
 // remote handle, so a retried activity reconnects to the run instead of starting a second one.
 // Only a cancellation requested by the workflow stops the remote work: a worker shutdown or a
 // heartbeat timeout leaves it running for the next attempt to join.
+import { createHash } from 'node:crypto';
 import { Context, log } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import type { AwsDeps } from './clients';
@@ -64,4 +65,55 @@ export async function runRemoteOperation<H, R>(deps: AwsDeps, op: RemoteOperatio
     }
     throw err;
   }
+}
+
+/**
+ * Several remote operations as one, for an activity that waits on more than one (a load's
+ * per-source statements, a quality check's Athena query and Redshift statement): the heartbeat
+ * then holds every handle, so a retry resumes all of them rather than mistaking one for another.
+ * Cancelling stops each part that has not finished.
+ */
+type HandleOf<O> = O extends RemoteOperation<infer H, unknown> ? H : never;
+type ResultOf<O> = O extends RemoteOperation<unknown, infer R> ? R : never;
+
+export function allOperations<P extends Record<string, RemoteOperation<unknown, unknown>>>(
+  what: string,
+  parts: P,
+): RemoteOperation<{ [K in keyof P]: HandleOf<P[K]> }, { [K in keyof P]: ResultOf<P[K]> }> {
+  const keys = Object.keys(parts) as (keyof P & string)[];
+  const finished = new Map<string, unknown>();
+  type Handles = { [K in keyof P]: HandleOf<P[K]> };
+  return {
+    what,
+    async start() {
+      const handles: Record<string, unknown> = {};
+      // One after another: a failed start leaves the earlier ones to be joined (by token) on retry.
+      for (const key of keys) handles[key] = (await parts[key]!.find?.()) ?? (await parts[key]!.start());
+      return handles as Handles;
+    },
+    async poll(handles) {
+      for (const key of keys) {
+        if (finished.has(key)) continue;
+        const status = await parts[key]!.poll(handles[key]);
+        if (status.done) finished.set(key, status.result);
+      }
+      if (finished.size < keys.length) return { done: false, progress: { finished: keys.filter((k) => finished.has(k)) } };
+      return { done: true, result: Object.fromEntries(finished) as { [K in keyof P]: ResultOf<P[K]> } };
+    },
+    async cancel(handles) {
+      await Promise.all(keys.filter((k) => !finished.has(k)).map((k) => parts[k]!.cancel(handles[k])));
+    },
+  };
+}
+
+/**
+ * The idempotency token (Redshift Data ClientToken, Athena ClientRequestToken) of one request of
+ * the current activity: the same for every retry of this activity, different for another workflow
+ * run of the same window (a forced backfill) and for different SQL (AWS rejects a reused token
+ * with changed parameters). 64 hex characters fit both services' limits.
+ */
+export function idempotencyToken(purpose: string, sql: string): string {
+  const info = Context.current().info;
+  const scope = [info.workflowExecution?.workflowId, info.workflowExecution?.runId, info.activityId, purpose, sql];
+  return createHash('sha256').update(JSON.stringify(scope)).digest('hex');
 }
