@@ -32,9 +32,10 @@ from smartcity_spark.schemas import EVENT_ID, EVENT_TIME, RAW_METADATA, SchemaEr
 
 EARTH_RADIUS_KM = 6371.0088
 HOUR = timedelta(hours=1)
-# Glue passes --lake_root style names and has no optional arguments of its own.
-GLUE_REQUIRED = ["lake_root", "from", "to"]
-GLUE_OPTIONAL = ["radius_km", "emergency_minutes", "weather_max_gap_minutes", "schemas_dir", "summary_path"]
+# Glue passes --lake_root style names and has no optional arguments of its own. On AWS the layers
+# live in separate buckets: --raw_root and --curated_root replace --lake_root.
+GLUE_REQUIRED = ["from", "to"]
+GLUE_OPTIONAL = ["lake_root", "raw_root", "curated_root", "radius_km", "emergency_minutes", "weather_max_gap_minutes", "schemas_dir", "summary_path"]
 
 
 def utc_instant(text: str) -> datetime:
@@ -71,6 +72,8 @@ def parse_args(argv: list[str], env: Mapping[str, str]) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(prog="curate.py", description="raw → curated for the window [from, to)")
     p.add_argument("--lake-root", default=default_lake_root(env), help="local path or s3://… (default: %(default)s)")
+    p.add_argument("--raw-root", help="raw events, one folder per source (default: <lake-root>/raw)")
+    p.add_argument("--curated-root", help="curated output, one folder per source (default: <lake-root>/curated)")
     p.add_argument("--from", dest="start", type=utc_instant, required=True, help="window start, ISO-8601 with zone, inclusive")
     p.add_argument("--to", dest="end", type=utc_instant, required=True, help="window end, ISO-8601 with zone, exclusive")
     p.add_argument("--radius-km", type=positive, default=5.0, help="emergencies this close count for a vehicle (default: %(default)s)")
@@ -81,6 +84,8 @@ def parse_args(argv: list[str], env: Mapping[str, str]) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.start >= args.end:
         p.error(f"--from {iso(args.start)} must be before --to {iso(args.end)}")
+    args.raw_root = args.raw_root or join(args.lake_root, "raw")
+    args.curated_root = args.curated_root or join(args.lake_root, "curated")
     if args.summary_path is None:
         stamp = "_".join(t.strftime("%Y%m%dT%H%M%S%fZ") for t in (args.start, args.end))
         args.summary_path = join(args.lake_root, "_runs", "curate", f"{stamp}.json")
@@ -105,10 +110,10 @@ def in_range(column: Column, start: datetime, end: datetime) -> Column:
     return (column >= F.lit(start)) & (column < F.lit(end))
 
 
-def read_raw(spark: SparkSession, fs: LakeFS, lake_root: str, schema: SourceSchema, start: datetime, end: datetime) -> DataFrame:
+def read_raw(spark: SparkSession, fs: LakeFS, raw_root: str, schema: SourceSchema, start: datetime, end: datetime) -> DataFrame:
     """Raw rows of the hour partitions [start, end) touches, read with the current contract's
     columns (files written before a new optional field read it as null)."""
-    root = join(lake_root, "raw", schema.source)
+    root = join(raw_root, schema.source)
     slots = hour_slots(start, end)
     wanted = {slot_dir(s) for s in slots}
     dates = ",".join(sorted({f"{s:%Y-%m-%d}" for s in slots}))
@@ -263,7 +268,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     for source, schema in schemas.items():
         margin = margins.get(source, timedelta(0))
         # Counted, deduplicated and joined from: read the files once.
-        events = normalise(read_raw(spark, fs, args.lake_root, schema, start - margin, end + margin), schema).persist()
+        events = normalise(read_raw(spark, fs, args.raw_root, schema, start - margin, end + margin), schema).persist()
         cached.append(events)
         read[source] = events.where(in_range(F.col(schema.column(EVENT_TIME)), start, end)).count()
         unique[source] = first_copies(events, schema)
@@ -277,7 +282,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
             rows = with_emergencies(rows, unique["emergency"], schemas, args.radius_km, emergency_window)
             metrics = {"with_weather": F.col("weather_event_id").isNotNull(), "with_emergency": F.col("emergency_count") > 0}
         rows = rows.select(*[c for c in rows.columns if c not in RAW_METADATA.names])
-        counts = replace_window(spark, fs, rows, schema, join(args.lake_root, "curated", source), start, end, metrics)
+        counts = replace_window(spark, fs, rows, schema, join(args.curated_root, source), start, end, metrics)
         written = counts.pop("rows_written")
         summary["sources"][source] = {"rows_read": read[source], "duplicates_dropped": read[source] - written, "rows_written": written}
         if metrics:

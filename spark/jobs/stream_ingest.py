@@ -54,17 +54,35 @@ def default_brokers(env: Mapping[str, str]) -> str:
     return ",".join(listed) or f"127.0.0.1:{env.get('SMARTCITY_KAFKA_PORT') or 9092}"
 
 
-def kafka_options(brokers: str, pairs: list[str], env: Mapping[str, str]) -> dict[str, str]:
+def kafka_secret(secret_id: str, client=None) -> tuple[str, str]:
+    """(username, password) of the Secrets Manager secret (JSON with both, as MSK SCRAM secrets
+    are). Read by the job itself so the password never appears in step arguments or logs."""
+    if client is None:
+        import boto3  # only the aws target needs it; EMR ships it
+
+        client = boto3.client("secretsmanager")
+    try:
+        value = json.loads(client.get_secret_value(SecretId=secret_id)["SecretString"])
+    except (KeyError, ValueError, TypeError) as err:
+        raise SystemExit(f"--kafka-secret-id {secret_id}: expected a secret string with JSON {{\"username\": …, \"password\": …}} ({type(err).__name__})") from None
+    user, password = value.get("username") if isinstance(value, dict) else None, value.get("password") if isinstance(value, dict) else None
+    if not isinstance(user, str) or not user or not isinstance(password, str) or not password:
+        raise SystemExit(f"--kafka-secret-id {secret_id}: the secret's JSON needs non-empty \"username\" and \"password\"")
+    return user, password
+
+
+def kafka_options(brokers: str, pairs: list[str], env: Mapping[str, str], sasl: tuple[str, str, str] | None = None) -> dict[str, str]:
     """Consumer settings: TLS/SASL from the project's SMARTCITY_KAFKA_* variables (the ones the
-    TypeScript side reads), then every --kafka-option, which wins."""
+    TypeScript side reads) or from `sasl` (mechanism, username, password: the Secrets Manager
+    secret on EMR, which implies TLS), then every --kafka-option, which wins."""
     options = {"kafka.bootstrap.servers": brokers}
-    mechanism = env.get("SMARTCITY_KAFKA_SASL_MECHANISM", "").lower()
-    ssl_setting = env.get("SMARTCITY_KAFKA_SSL", "").lower()
+    mechanism = (sasl[0] if sasl else env.get("SMARTCITY_KAFKA_SASL_MECHANISM", "")).lower()
+    ssl_setting = "" if sasl else env.get("SMARTCITY_KAFKA_SSL", "").lower()
     ssl = ssl_setting in ("true", "1") if ssl_setting else bool(mechanism)
     if mechanism:
         if mechanism not in _LOGIN_MODULES:
-            raise SystemExit(f"SMARTCITY_KAFKA_SASL_MECHANISM={mechanism!r}: expected one of {', '.join(_LOGIN_MODULES)}")
-        user, password = env.get("SMARTCITY_KAFKA_SASL_USERNAME"), env.get("SMARTCITY_KAFKA_SASL_PASSWORD")
+            raise SystemExit(f"SASL mechanism {mechanism!r}: expected one of {', '.join(_LOGIN_MODULES)}")
+        user, password = sasl[1:] if sasl else (env.get("SMARTCITY_KAFKA_SASL_USERNAME"), env.get("SMARTCITY_KAFKA_SASL_PASSWORD"))
         if not user or not password:
             raise SystemExit("SMARTCITY_KAFKA_SASL_MECHANISM is set: SMARTCITY_KAFKA_SASL_USERNAME and SMARTCITY_KAFKA_SASL_PASSWORD must be set too")
 
@@ -119,10 +137,12 @@ class BatchWriter:
     """The foreachBatch function: classify every record once, then write and report the batch."""
 
     def __init__(self, schemas: Mapping[str, SourceSchema], topics: Mapping[str, str], lake_root: str, fs: LakeFS,
-                 progress_file: str, max_record_bytes: int, stopping: threading.Event | None = None):
+                 progress_file: str, max_record_bytes: int, stopping: threading.Event | None = None,
+                 raw_root: str | None = None, quarantine_root: str | None = None):
         self.schemas = schemas
         self.topics = topics
-        self.lake_root = lake_root
+        # One bucket per layer on S3; under one lake root locally.
+        self.roots = {"raw": raw_root or join(lake_root, "raw"), "quarantine": quarantine_root or join(lake_root, "quarantine")}
         self.fs = fs
         self.progress_file = progress_file
         self._check = F.udf(RecordValidator(schemas, topics, max_record_bytes).check, CHECK_TYPE)
@@ -182,7 +202,7 @@ class BatchWriter:
             .write.mode("overwrite")
             .option("partitionOverwriteMode", "dynamic")
             .partitionBy("date", "hour", "batch_id")
-            .parquet(join(self.lake_root, "raw", source))
+            .parquet(join(self.roots["raw"], source))
         )
 
     def write_quarantine(self, rows: DataFrame, source: str, batch_id: int, ingest_time: datetime) -> None:
@@ -203,7 +223,7 @@ class BatchWriter:
             .write.mode("overwrite")
             .option("partitionOverwriteMode", "dynamic")
             .partitionBy("date", "batch_id")
-            .parquet(join(self.lake_root, "quarantine", source))
+            .parquet(join(self.roots["quarantine"], source))
         )
 
     def _write_files(self, rows: DataFrame, batch_id: int, ingest_time: datetime, valid: dict, quarantined: dict) -> None:
@@ -341,12 +361,16 @@ def parse_args(argv: list[str], env: Mapping[str, str]) -> argparse.Namespace:
 
     p = argparse.ArgumentParser(prog="stream_ingest.py", description="Kafka → raw / quarantine Parquet, exactly once.")
     p.add_argument("--lake-root", default=default_lake_root(env), help="local path or s3://… (default: %(default)s)")
+    p.add_argument("--raw-root", help="valid events, one folder per source (default: <lake-root>/raw)")
+    p.add_argument("--quarantine-root", help="rejected records, one folder per source (default: <lake-root>/quarantine)")
     p.add_argument("--checkpoint", help="default: <lake-root>/checkpoints/ingest")
     p.add_argument("--progress-file", help="one JSON line per micro-batch (default: <lake-root>/_progress/ingest.jsonl)")
     p.add_argument("--schemas-dir", default=default_schemas_dir(), help="event contracts (default: %(default)s)")
     p.add_argument("--brokers", default=default_brokers(env), help="default: SMARTCITY_KAFKA_BROKERS or 127.0.0.1:${SMARTCITY_KAFKA_PORT:-9092}")
     p.add_argument("--topic", action="append", default=[], metavar="SOURCE=TOPIC", help="repeatable; default: the x-topic of each schema")
     p.add_argument("--kafka-option", action="append", default=[], metavar="KEY=VALUE", help="Kafka consumer setting (kafka. prefix optional), repeatable")
+    p.add_argument("--kafka-secret-id", help="Secrets Manager secret with the SASL username/password (JSON); turns on SASL_SSL")
+    p.add_argument("--kafka-sasl-mechanism", choices=sorted(_LOGIN_MODULES), default="scram-sha-512", help="with --kafka-secret-id (default: %(default)s)")
     p.add_argument("--starting-offsets", choices=["earliest", "latest"], default="earliest", help="where a new checkpoint starts (default: %(default)s)")
     p.add_argument("--max-offsets-per-trigger", type=positive(int), help="cap on records per micro-batch (default: none)")
     trigger = p.add_mutually_exclusive_group()
@@ -356,6 +380,8 @@ def parse_args(argv: list[str], env: Mapping[str, str]) -> argparse.Namespace:
     p.add_argument("--stop-timeout-seconds", type=positive(float), default=60.0, help="on SIGTERM, wait this long for the running batch (default: %(default)s)")
     args = p.parse_args(argv)
     args.checkpoint = args.checkpoint or join(args.lake_root, "checkpoints", "ingest")
+    args.raw_root = args.raw_root or join(args.lake_root, "raw")
+    args.quarantine_root = args.quarantine_root or join(args.lake_root, "quarantine")
     args.progress_file = args.progress_file or join(args.lake_root, "_progress", "ingest.jsonl")
     return args
 
@@ -364,12 +390,13 @@ def run(spark: SparkSession, args: argparse.Namespace, env: Mapping[str, str]) -
     fs = LakeFS(spark)
     schemas = load_schemas(fs.read_json_dir(args.schemas_dir))
     topics = resolve_topics(schemas, args.topic)
-    options = kafka_options(args.brokers, args.kafka_option, env)
+    sasl = (args.kafka_sasl_mechanism, *kafka_secret(args.kafka_secret_id)) if args.kafka_secret_id else None
+    options = kafka_options(args.brokers, args.kafka_option, env, sasl)
     ship_package(spark)
     # A killed batch leaves its dynamic-overwrite staging folder behind; its replay writes anew.
-    for layer in ("raw", "quarantine"):
+    for root in (args.raw_root, args.quarantine_root):
         for source in schemas:
-            for stale in fs.glob(join(args.lake_root, layer, source, ".spark-staging-*")):
+            for stale in fs.glob(join(root, source, ".spark-staging-*")):
                 fs.delete(stale)
     stop = threading.Event()
     install_stop_handlers(spark, stop)
@@ -382,7 +409,7 @@ def run(spark: SparkSession, args: argparse.Namespace, env: Mapping[str, str]) -
     )
     if args.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", args.max_offsets_per_trigger)
-    batch_writer = BatchWriter(schemas, topics, args.lake_root, fs, args.progress_file, args.max_record_bytes, stop)
+    batch_writer = BatchWriter(schemas, topics, args.lake_root, fs, args.progress_file, args.max_record_bytes, stop, args.raw_root, args.quarantine_root)
     stream = (
         reader.load()
         .writeStream.queryName("smartcity-ingest")
@@ -391,7 +418,7 @@ def run(spark: SparkSession, args: argparse.Namespace, env: Mapping[str, str]) -
     )
     stream = stream.trigger(availableNow=True) if args.available_now else stream.trigger(processingTime=f"{args.trigger_seconds} seconds")
     query = stream.start()
-    log(f"running: topics {', '.join(topics.values())} → {args.lake_root} (checkpoint {args.checkpoint})")
+    log(f"running: topics {', '.join(topics.values())} → {args.raw_root}, {args.quarantine_root} (checkpoint {args.checkpoint})")
     failure = None
     try:
         while not stop.is_set() and not query.awaitTermination(1):
