@@ -48,7 +48,8 @@ async function freePort(): Promise<number> {
 
 async function answers(endpoint: string): Promise<boolean> {
   try {
-    return (await fetch(`${endpoint}/moto-api/data.json`)).ok;
+    // Not /moto-api/data.json: it serialises every model and fails once an EMR cluster exists.
+    return (await fetch(`${endpoint}/moto-api/`)).ok;
   } catch {
     return false;
   }
