@@ -87,7 +87,7 @@ describe('Athena over the wire (moto)', () => {
     assert.equal(run.error, undefined, String(run.error));
     assert.equal(run.result?.passed, false);
     assert.equal(run.result?.counts.raw.gps, 3);
-    const failed = run.result!.checks.filter((c) => !c.passed);
+    const failed = run.result.checks.filter((c) => !c.passed);
     assert.deepEqual(failed.map((c) => c.name), ['reconcile_raw_curated.gps']);
     assert.match(failed[0]!.detail, /3 raw event_ids missing from curated \(e\.g\. id-1, id-2, id-3\)/);
   });
@@ -163,7 +163,7 @@ describe('Glue and EMR over the wire (moto)', () => {
       const run = await runActivity(() => glueActivities(depsOf(world)).crawlLayer({ layer: 'raw', window }), { info });
       assert.equal(run.error, undefined, String(run.error));
       assert.deepEqual(run.result?.tables, ['raw_gps']);
-      assert.ok(Date.parse(run.result!.startedAt) > 0);
+      assert.ok(Date.parse(run.result.startedAt) > 0);
     } finally {
       await unsetTransition(moto.endpoint, 'glue::crawl');
     }
