@@ -52,6 +52,7 @@ export function sparkActivities(config: Config) {
       await startSparkJob(config, {
         name: spec.jobName,
         job: 'stream_ingest',
+        master: config.spark.master,
         args: {
           lakeRoot: lake,
           // Named after the job, so a restart resumes from where the crashed run stopped.
@@ -90,7 +91,7 @@ export function sparkActivities(config: Config) {
         const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
         const stopOnCancel = ctx.cancelled.catch(() => stopSparkJob(config, name, 15_000));
         try {
-          return await runSparkJob(config, { name, job: 'curate', args: { lakeRoot: lake, from, to } });
+          return await runSparkJob(config, { name, job: 'curate', master: config.spark.master, args: { lakeRoot: lake, from, to } });
         } finally {
           clearInterval(beat);
           if (ctx.cancellationSignal.aborted) await stopOnCancel;

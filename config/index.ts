@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
+import type { SparkMaster } from '../spark/runner';
 
 export const PROJECT_ROOT = resolve(__dirname, '..');
 
@@ -65,6 +66,7 @@ export const fileSchema = z
       .partial()
       .strict()
       .optional(),
+    spark: z.object({ master: z.string().regex(/^(local\[(\d+|\*)\]|spark:\/\/[^\s/]+:\d+)$/, 'must be local[N], local[*] or spark://host:port') }).partial().strict().optional(),
     temporalTls: z.object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1), serverName: z.string().min(1) }).partial().strict().optional(),
     aws: awsFileSchema.optional(),
   })
@@ -123,6 +125,7 @@ const ENV: Record<string, string[]> = {
   SMARTCITY_TEMPORAL_UI_PORT: ['ports', 'temporalUi'],
   SMARTCITY_KAFKA_PORT: ['ports', 'kafka'],
   SMARTCITY_KAFKA_CONTROLLER_PORT: ['ports', 'kafkaController'],
+  SMARTCITY_SPARK_MASTER: ['spark', 'master'],
   SMARTCITY_TEMPORAL_TLS_CERT: ['temporalTls', 'cert'],
   SMARTCITY_TEMPORAL_TLS_KEY: ['temporalTls', 'key'],
   SMARTCITY_TEMPORAL_TLS_CA: ['temporalTls', 'ca'],
@@ -168,6 +171,8 @@ export interface Config {
     /** Temporal Cloud API key, from SMARTCITY_TEMPORAL_API_KEY only (never the config file). */
     apiKey?: string;
   };
+  /** Where the local target's spark-submit runs jobs: local[N] (default local[2]) or a standalone master spark://host:port. */
+  spark: { master: SparkMaster };
   /** Present exactly when target is "aws"; every required setting checked. */
   aws: AwsSettings | undefined;
   kafka: {
@@ -343,6 +348,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: abs(c.dataDir ?? '.data'),
     lakeRoot: c.lakeRoot === undefined ? join(abs(c.dataDir ?? '.data'), 'lake') : /^[a-z][a-z0-9+.-]*:\/\//.test(c.lakeRoot) ? c.lakeRoot : abs(c.lakeRoot),
     toolsDir: abs(c.toolsDir ?? '.tools'),
+    // The regex above admits exactly the SparkMaster shapes.
+    spark: { master: (c.spark?.master ?? 'local[2]') as SparkMaster },
     ports,
     temporal: {
       address: c.temporal?.address ?? `127.0.0.1:${ports.temporal}`,

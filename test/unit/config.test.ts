@@ -32,6 +32,12 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ SMARTCITY_KAFKA_SSL: 'maybe' }), /SMARTCITY_KAFKA_SSL="maybe": expected true or false/);
   });
 
+  test('the Spark master is local[2] unless set to local[N] or a standalone master', () => {
+    assert.equal(loadConfig({}).spark.master, 'local[2]');
+    assert.equal(loadConfig({ SMARTCITY_SPARK_MASTER: 'spark://spark-master:7077' }).spark.master, 'spark://spark-master:7077');
+    assert.throws(() => loadConfig({ SMARTCITY_SPARK_MASTER: 'yarn' }), /SMARTCITY_SPARK_MASTER: must be local\[N\], local\[\*\] or spark:\/\/host:port/);
+  });
+
   test('two components on one port are refused', () => {
     assert.throws(() => loadConfig({ SMARTCITY_KAFKA_PORT: '7233' }), /ports must differ/);
   });
