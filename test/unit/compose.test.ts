@@ -188,7 +188,7 @@ describe('docker-compose.yml', () => {
       }
     }
     const dependsOn = (name: string) => Object.keys(service(name).depends_on ?? {}).sort();
-    assert.deepEqual(dependsOn('worker'), ['kafka', 'kafka-init', 'temporal', 'temporal-namespace']);
+    assert.deepEqual(dependsOn('worker'), ['kafka', 'kafka-init', 'spark-worker-1', 'spark-worker-2', 'temporal', 'temporal-namespace']);
     assert.deepEqual(dependsOn('temporal'), ['postgresql', 'temporal-schema']);
     assert.deepEqual(dependsOn('pipeline'), ['worker']);
     for (const oneShot of ['kafka-init', 'temporal-schema', 'temporal-namespace']) {
