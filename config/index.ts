@@ -297,7 +297,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith('SMARTCITY_') || value === undefined) continue;
+    // SMARTCITY_TEST_* belong to the test harness (e.g. the moto endpoint scripts/test.sh exports).
+    if (!name.startsWith('SMARTCITY_') || name.startsWith('SMARTCITY_TEST_') || value === undefined) continue;
     const path = ENV[name];
     if (!path) {
       if (ENV_ONLY.includes(name)) continue;
