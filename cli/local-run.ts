@@ -1,0 +1,264 @@
+// The local pipeline as `smartcity demo` and `smartcity start` run it: the stack, a worker process,
+// the controller and fleet simulations, brought up in order and shut down in reverse, stopping only
+// what this command started. The worker runs as a background process (pid record and log under
+// the data dir, like the stack's), so `demo --keep` can leave it running after the command exits.
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { PROJECT_ROOT, type Config } from '../config';
+import { sparkJobStatus, stopSparkJob } from '../spark/runner';
+import { stackDown, stackStatus, stackUp } from '../stack';
+import { logPath, runningProcess, startProcess, stopProcess, waitUntilReady } from '../stack/processes';
+import { connectClient } from '../temporal/connection';
+import type { SourceCounts } from '../activities/types';
+import { countLayerRows } from '../report/lake';
+import { SOURCES, TOPICS } from '../schemas';
+import {
+  batchRunStatusQuery,
+  DEFAULT_STREAMING_JOB,
+  fleetSimulation,
+  fleetStatusQuery,
+  PIPELINE_WORKFLOW_ID,
+  pipelineStatusQuery,
+  smartCityPipeline,
+  STREAMING_WORKFLOW_ID,
+  streamingStatusQuery,
+  type FleetSimulationInput,
+  type PipelineStatus,
+  type SmartCityPipelineInput,
+} from '../workflows';
+import { addCounts, ZERO_COUNTS } from '../workflows/counts';
+import { fleetSimulationWorkflowId } from '../workflows/ids';
+
+export const WORKER_PROCESS = 'worker';
+/** What cli/worker.ts prints once it polls: the worker is ready. */
+const WORKER_READY_LINE = 'worker polling task queue';
+const WORKER_START_TIMEOUT_MS = 120_000;
+/** How long a cancelled controller and streaming supervisor get to stop the Spark job. */
+const STOP_TIMEOUT_MS = 90_000;
+/** Counting the raw lake reads every file's footer: not on every refresh. */
+const RAW_COUNT_EVERY_MS = 5_000;
+
+/** The worker as `bin/smartcity worker` runs it; the record's command line identifies the process later. */
+function workerCommandLine(): string[] {
+  return [process.execPath, '--import', join(PROJECT_ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs'), join(PROJECT_ROOT, 'cli', 'main.ts'), 'worker'];
+}
+
+async function settled(promise: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  const timeout = sleep(timeoutMs, false, { ref: false });
+  return Promise.race([promise.then(() => true, () => true), timeout]);
+}
+
+export class LocalPipeline {
+  /** What this command started, so shutdown stops exactly that. */
+  private started = { stack: false, worker: false, controller: false };
+  readonly fleets: WorkflowHandle<typeof fleetSimulation>[] = [];
+  private connection: { client: Client; close: () => Promise<void> } | undefined;
+
+  constructor(
+    readonly config: Config,
+    private readonly say: (line: string) => void,
+  ) {
+    if (config.target !== 'local') throw new Error(`this command runs the local target; SMARTCITY_TARGET is "${config.target}"`);
+  }
+
+  get client(): Client {
+    if (!this.connection) throw new Error('not connected to Temporal yet');
+    return this.connection.client;
+  }
+
+  /** Starts the stack unless all of it answers already; returns whether this call started it. */
+  async stackUp(): Promise<boolean> {
+    const before = await stackStatus(this.config);
+    if (before.components.every((c) => c.state === 'running' && c.answering)) {
+      this.say('the stack is already running: using it (and leaving it running afterwards)');
+    } else {
+      await stackUp(this.config, this.say);
+      this.started.stack = true;
+    }
+    this.connection = await connectClient(this.config);
+    return this.started.stack;
+  }
+
+  /** Starts a worker process unless the one a previous command left (demo --keep) still runs. */
+  async workerUp(): Promise<{ pid: number; log: string }> {
+    const running = runningProcess(this.config.dataDir, WORKER_PROCESS);
+    if (running) {
+      this.say(`the worker started earlier (pid ${running.pid}) is still running: using it`);
+      return { pid: running.pid, log: running.log };
+    }
+    // The log is appended to across runs: only what this worker writes counts.
+    const log = logPath(this.config.dataDir, WORKER_PROCESS);
+    const offset = existsSync(log) ? statSync(log).size : 0;
+    const record = startProcess(this.config.dataDir, WORKER_PROCESS, workerCommandLine(), { cwd: PROJECT_ROOT });
+    this.started.worker = true;
+    const ready = async () => readFileSync(log).indexOf(WORKER_READY_LINE, offset) >= 0;
+    await waitUntilReady(record, 'the worker', ready, WORKER_START_TIMEOUT_MS);
+    return { pid: record.pid, log };
+  }
+
+  /**
+   * Starts the controller. A running one is replaced (`replace`, for settings of its own) or used
+   * as it is.
+   */
+  async startController(input: SmartCityPipelineInput, options: { replace: boolean }): Promise<WorkflowHandle<typeof smartCityPipeline>> {
+    const existing = this.client.workflow.getHandle<typeof smartCityPipeline>(PIPELINE_WORKFLOW_ID);
+    try {
+      const { status } = await existing.describe();
+      if (status.name === 'RUNNING') {
+        if (!options.replace) {
+          this.say(`${PIPELINE_WORKFLOW_ID} is already running: using it (and leaving it running afterwards)`);
+          return existing;
+        }
+        this.say(`stopping the running ${PIPELINE_WORKFLOW_ID} to start it with this command's settings…`);
+        await this.stopController(existing);
+      }
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+    try {
+      const handle = await this.client.workflow.start(smartCityPipeline, {
+        workflowId: PIPELINE_WORKFLOW_ID,
+        taskQueue: this.config.temporal.taskQueue,
+        args: [input],
+      });
+      this.started.controller = true;
+      return handle;
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      return existing;
+    }
+  }
+
+  async startFleet(input: FleetSimulationInput & { seed: number; start: string }): Promise<WorkflowHandle<typeof fleetSimulation>> {
+    const handle = await this.client.workflow.start(fleetSimulation, {
+      taskQueue: this.config.temporal.taskQueue,
+      workflowId: `${fleetSimulationWorkflowId(input.seed, input.start)}-${Date.now()}`,
+      args: [input],
+    });
+    this.fleets.push(handle);
+    return handle;
+  }
+
+  /**
+   * Cancels the controller and waits until it, and the streaming supervisor it cancels, have
+   * closed; the Spark job is stopped directly if it still runs after that.
+   */
+  private async stopController(handle: WorkflowHandle<typeof smartCityPipeline>): Promise<void> {
+    await handle.cancel().catch(() => undefined);
+    await settled(handle.result(), STOP_TIMEOUT_MS);
+    const supervisor = this.client.workflow.getHandle(STREAMING_WORKFLOW_ID);
+    await settled(supervisor.result(), STOP_TIMEOUT_MS);
+    if ((await sparkJobStatus(this.config, DEFAULT_STREAMING_JOB)).state === 'running') {
+      this.say('the streaming job outlived its supervisor: stopping it');
+      await stopSparkJob(this.config, DEFAULT_STREAMING_JOB);
+    }
+  }
+
+  /** Stops what this command started, newest first: fleets, controller (and streaming), worker, stack. */
+  async shutdown(): Promise<string[]> {
+    const stopped: string[] = [];
+    if (this.connection) {
+      for (const fleet of this.fleets) {
+        const running = await fleet
+          .describe()
+          .then((d) => d.status.name === 'RUNNING')
+          .catch(() => false);
+        if (!running) continue;
+        await fleet.cancel().catch(() => undefined);
+        await settled(fleet.result(), 30_000);
+        stopped.push(`fleet ${fleet.workflowId}`);
+      }
+      if (this.started.controller) {
+        this.say('stopping the controller and the streaming job…');
+        await this.stopController(this.client.workflow.getHandle(PIPELINE_WORKFLOW_ID));
+        stopped.push('controller and streaming job');
+      }
+      await this.connection.close();
+      this.connection = undefined;
+    }
+    if (this.started.worker && (await stopProcess(this.config.dataDir, WORKER_PROCESS, 45_000))) stopped.push('worker');
+    if (this.started.stack) stopped.push(...(await stackDown(this.config)));
+    this.started = { stack: false, worker: false, controller: false };
+    return stopped;
+  }
+
+  /** Stops the controller (and streaming), the worker process and the stack, whoever started them. */
+  async stopAll(): Promise<string[]> {
+    this.started = { stack: true, worker: true, controller: false };
+    const stack = await stackStatus(this.config);
+    if (stack.components.some((c) => c.name === 'temporal' && c.answering)) {
+      this.connection = await connectClient(this.config);
+      const controller = this.client.workflow.getHandle<typeof smartCityPipeline>(PIPELINE_WORKFLOW_ID);
+      const running = await controller
+        .describe()
+        .then((d) => d.status.name === 'RUNNING')
+        .catch(() => false);
+      // Cancelling needs the worker: the streaming supervisor's activities stop the Spark job.
+      if (running && runningProcess(this.config.dataDir, WORKER_PROCESS)) this.started.controller = true;
+    }
+    return this.shutdown();
+  }
+}
+
+const QUERY_TIMEOUT_MS = 3_000;
+
+/** A query's answer, or undefined when the workflow does not answer in time (closed, no worker yet). */
+async function ask<T>(query: () => Promise<T>): Promise<T | undefined> {
+  const answer = query().catch(() => undefined);
+  return Promise.race([answer, sleep(QUERY_TIMEOUT_MS, undefined, { ref: false })]);
+}
+
+const clock = (iso: string) => iso.slice(11, 19);
+
+/** What the live view shows under the stages: Kafka, the streaming job, the raw lake, the windows. */
+export class PipelineWatch {
+  private raw: SourceCounts | undefined;
+  private rawCountedAt = 0;
+  private readonly sent: SourceCounts[] = [];
+  pipeline: PipelineStatus | undefined;
+
+  constructor(
+    private readonly config: Config,
+    private readonly client: Client,
+    private readonly fleets: () => WorkflowHandle<typeof fleetSimulation>[],
+  ) {}
+
+  async lines(): Promise<string[]> {
+    const fleets = this.fleets();
+    for (const [i, fleet] of fleets.entries()) {
+      const status = await ask(() => fleet.query(fleetStatusQuery));
+      if (status) this.sent[i] = status.totals;
+    }
+    const sent = this.sent.reduce((a, b) => addCounts(a, b), ZERO_COUNTS);
+    const streaming = await ask(() => this.client.workflow.getHandle(STREAMING_WORKFLOW_ID).query(streamingStatusQuery));
+    this.pipeline = (await ask(() => this.client.workflow.getHandle(PIPELINE_WORKFLOW_ID).query(pipelineStatusQuery))) ?? this.pipeline;
+    if (Date.now() - this.rawCountedAt >= RAW_COUNT_EVERY_MS) {
+      this.rawCountedAt = Date.now();
+      this.raw = await countLayerRows(this.config, 'raw').catch(() => this.raw);
+    }
+    const lines = [`Kafka      ${SOURCES.map((s) => `${TOPICS[s]} ${sent[s]}`).join(' · ')}  (acknowledged, from the fleets)`];
+    if (streaming) {
+      const p = streaming.lastProgress;
+      lines.push(
+        `streaming  ${streaming.state}${p ? ` · micro-batch ${p.batchId} at ${clock(p.at)}: ${p.consumed} consumed, ${p.quarantined} quarantined` : ' · waiting for the first micro-batch'}${streaming.restarts ? ` · ${streaming.restarts} restart(s)` : ''}`,
+      );
+    }
+    if (this.raw) lines.push(`raw lake   ${SOURCES.map((s) => `${s} ${this.raw![s]}`).join(' · ')}`);
+    if (this.pipeline) {
+      const p = this.pipeline;
+      const loaded = p.windows.filter((w) => w.status === 'loaded').length;
+      const failed = p.windows.filter((w) => w.status === 'failed').length;
+      const running: string[] = [];
+      for (const r of p.running) {
+        const run = await ask(() => this.client.workflow.getHandle(r.workflowId).query(batchRunStatusQuery));
+        running.push(`${clock(r.window.from).slice(0, 5)} ${r.reason}${run ? ` (${run.stage})` : ''}`);
+      }
+      lines.push(
+        `windows    ${loaded} loaded${failed ? ` · ${failed} failed` : ''} · running ${running.length ? running.join(', ') : '—'} · queued ${p.queued} · next closes ${clock(p.cursor.closesAt)}`,
+      );
+    }
+    return lines;
+  }
+}
