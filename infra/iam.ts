@@ -57,3 +57,29 @@ export const WILDCARD_RESOURCE_ACTIONS: ReadonlySet<string> = new Set([
   'redshift-data:CancelStatement',
   'redshift-data:ListStatements',
 ]);
+
+/**
+ * Permissions a call needs beyond its own action, because the service acts with the caller's
+ * credentials: Athena reads the Glue catalog and the scanned data and writes results as the
+ * caller; the Data API gets database credentials for the caller (Serverless, or a provisioned
+ * cluster's temporary IAM credentials).
+ */
+export const IMPLIED_ACTIONS: Record<string, string[]> = {
+  'athena:StartQueryExecution': [
+    'glue:GetDatabase',
+    'glue:GetTable',
+    'glue:GetTables',
+    'glue:GetPartition',
+    'glue:GetPartitions',
+    'glue:BatchGetPartition',
+    's3:GetBucketLocation',
+    's3:ListBucket',
+    's3:GetObject',
+    's3:PutObject',
+    's3:AbortMultipartUpload',
+    's3:ListMultipartUploadParts',
+  ],
+  'athena:GetQueryResults': ['s3:GetObject'],
+  'redshift-data:ExecuteStatement': ['redshift-serverless:GetCredentials', 'redshift:GetClusterCredentials'],
+  'redshift-data:BatchExecuteStatement': ['redshift-serverless:GetCredentials', 'redshift:GetClusterCredentials'],
+};

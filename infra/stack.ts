@@ -18,17 +18,16 @@ import type { Construct } from 'constructs';
 import { outputKey } from '../config/aws-outputs';
 import { SPARK_ARTIFACTS, buildSparkBundle } from './spark-bundle';
 
-/** EMR 7.10 runs Spark 3.5.5; the Kafka connector must be the same Spark version. */
-export const EMR_RELEASE = 'emr-7.10.0';
-export const KAFKA_CONNECTOR = 'org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.5';
+/** EMR 7.10: Spark 3.5.5, the 3.5 line the local target pins (the step brings its Kafka connector with --packages). */
+const EMR_RELEASE = 'emr-7.10.0';
 /** Glue 5.0: Spark 3.5, Python 3.11, the line the local target and EMR run. */
-export const GLUE_VERSION = '5.0';
+const GLUE_VERSION = '5.0';
 
 /**
  * What crawlers skip: Spark's streaming sink log and checkpoints (metadata, not data: crawled, they
  * become bogus tables or columns) and half-written output. Patterns are relative to the target path.
  */
-export const CRAWLER_EXCLUSIONS = ['_spark_metadata/**', '**/_spark_metadata/**', 'checkpoints/**', '**/checkpoints/**', '**/_temporary/**', '**/_SUCCESS'];
+const CRAWLER_EXCLUSIONS = ['_spark_metadata/**', '**/_spark_metadata/**', 'checkpoints/**', '**/checkpoints/**', '**/_temporary/**', '**/_SUCCESS'];
 
 export interface SmartcityStackProps extends StackProps {
   /** Where the streaming step runs: a new cluster in this subnet, or an existing cluster. */
@@ -85,7 +84,7 @@ export class SmartcityStack extends Stack {
 
     // The PySpark code, from this checkout, at fixed keys under spark/ in the artifacts bucket.
     const sparkArtifacts = new s3deploy.BucketDeployment(this, 'SparkArtifacts', {
-      sources: [s3deploy.Source.asset(buildSparkBundle(join(Stage.of(this)?.outdir ?? '.', `${id}.spark-bundle`)))],
+      sources: [s3deploy.Source.asset(buildSparkBundle(join(Stage.of(this)?.outdir ?? '.', `${id}-spark-bundle`)))],
       destinationBucket: artifacts,
       destinationKeyPrefix: SPARK_ARTIFACTS.prefix,
       prune: true,
@@ -253,7 +252,6 @@ export class SmartcityStack extends Stack {
           {
             classification: 'spark-defaults',
             configurationProperties: {
-              'spark.jars.packages': KAFKA_CONNECTOR,
               'spark.sql.session.timeZone': 'UTC',
               'spark.sql.shuffle.partitions': '8',
               // The supervisor workflow restarts a failed job from its checkpoint; a YARN retry
@@ -305,23 +303,26 @@ export class SmartcityStack extends Stack {
     const allow = (sid: string, actions: string[], resources: string[], conditions?: Record<string, unknown>) =>
       workerPolicy.addStatements(new iam.PolicyStatement({ sid, actions, resources, ...(conditions && { conditions }) }));
 
-    allow('GlueCrawlers', ['glue:StartCrawler', 'glue:GetCrawler', 'glue:StopCrawler', 'glue:ListCrawls'], [rawCrawler, curatedCrawler].map((c) => arn('glue', `crawler/${c.ref}`)));
+    allow('GlueCrawlers', ['glue:StartCrawler', 'glue:GetCrawler', 'glue:StopCrawler'], [rawCrawler, curatedCrawler].map((c) => arn('glue', `crawler/${c.ref}`)));
     allow('GlueCurateJob', ['glue:StartJobRun', 'glue:GetJobRun', 'glue:GetJobRuns', 'glue:BatchStopJobRun'], [arn('glue', `job/${curateJob.ref}`)]);
     allow('GlueCatalogRead', ['glue:GetDatabase', 'glue:GetTable', 'glue:GetTables', 'glue:GetPartition', 'glue:GetPartitions', 'glue:BatchGetPartition'], catalogArns);
     allow(
       'EmrStreamingStep',
-      ['elasticmapreduce:AddJobFlowSteps', 'elasticmapreduce:DescribeStep', 'elasticmapreduce:ListSteps', 'elasticmapreduce:CancelSteps', 'elasticmapreduce:DescribeCluster'],
+      ['elasticmapreduce:AddJobFlowSteps', 'elasticmapreduce:DescribeStep', 'elasticmapreduce:ListSteps', 'elasticmapreduce:CancelSteps'],
       [arn('elasticmapreduce', `cluster/${emrClusterId}`)],
     );
     allow('AthenaQueries', ['athena:StartQueryExecution', 'athena:GetQueryExecution', 'athena:GetQueryResults', 'athena:StopQueryExecution'], [arn('athena', `workgroup/${athenaWorkgroup.ref}`)]);
-    allow('LakeList', ['s3:ListBucket', 's3:GetBucketLocation'], [raw, curated, quarantine, checkpoints, athenaResults, artifacts].map((b) => b.bucketArn));
-    allow('LakeRead', ['s3:GetObject'], [raw, curated, quarantine, checkpoints, athenaResults, artifacts].map((b) => b.arnForObjects('*')));
-    // Athena writes query results with the caller's credentials.
+    // Landing checks and Athena scans (raw, curated), run summaries (artifacts), query results
+    // (Athena reads and writes them with the caller's credentials). Quarantine and checkpoints
+    // are the streaming job's alone.
+    const workerReads = [raw, curated, artifacts, athenaResults];
+    allow('LakeList', ['s3:ListBucket', 's3:GetBucketLocation'], workerReads.map((b) => b.bucketArn));
+    allow('LakeRead', ['s3:GetObject'], workerReads.map((b) => b.arnForObjects('*')));
     allow('AthenaResultsWrite', ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], [athenaResults.arnForObjects('results/*')]);
-    allow('GlueRunLogs', ['logs:GetLogEvents', 'logs:FilterLogEvents', 'logs:DescribeLogStreams'], [arn('logs', 'log-group:/aws-glue/*'), arn('logs', 'log-group:/aws-glue/*:log-stream:*')]);
+    allow('GlueRunLogs', ['logs:GetLogEvents'], [arn('logs', 'log-group:/aws-glue/*'), arn('logs', 'log-group:/aws-glue/*:log-stream:*')]);
     allow(
       'RedshiftOwnStatements',
-      ['redshift-data:DescribeStatement', 'redshift-data:GetStatementResult', 'redshift-data:CancelStatement', 'redshift-data:ListStatements'],
+      ['redshift-data:DescribeStatement', 'redshift-data:GetStatementResult', 'redshift-data:CancelStatement'],
       // Statements have no ARN (see WILDCARD_RESOURCE_ACTIONS): only the worker's own are visible.
       ['*'],
       { StringEquals: { 'redshift-data:statement-owner-iam-userid': '${aws:userid}' } },
