@@ -338,6 +338,8 @@ export class SmartcityStack extends Stack {
         iamRoles: [copyRole.roleArn],
         defaultIamRoleArn: copyRole.roleArn,
       });
+      // The warehouse's data lives in the namespace: kept like the buckets unless destroyData.
+      namespace.applyRemovalPolicy(props.destroyData ? RemovalPolicy.DESTROY : RemovalPolicy.RETAIN);
       const workgroup = new redshiftServerless.CfnWorkgroup(this, 'RedshiftWorkgroup', {
         workgroupName: prefix,
         namespaceName: prefix,
