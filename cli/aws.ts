@@ -6,7 +6,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
 import { z } from 'zod';
-import { ConfigError, fileSchema, loadConfig } from '../config';
+import { ConfigError, fileSchema, loadConfig, setPath } from '../config';
 import { AWS_OUTPUTS } from '../config/aws-outputs';
 import { parseCommandLine, UsageError } from './args';
 
@@ -45,12 +45,6 @@ const describeStacksSchema = z.object({
     )
     .min(1),
 });
-
-function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
-  let node = target;
-  for (const key of path.slice(0, -1)) node = (node[key] ??= {}) as Record<string, unknown>;
-  node[path[path.length - 1]!] = value;
-}
 
 async function describeStack(stack: string, region: string | undefined): Promise<z.infer<typeof describeStacksSchema>['Stacks'][number]> {
   const client = new CloudFormationClient(region !== undefined ? { region } : {});

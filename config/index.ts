@@ -258,7 +258,8 @@ function awsSettings(a: AwsFile | undefined, kafkaBrokersSet: boolean): AwsSetti
   return settings;
 }
 
-function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+/** Sets value at path (e.g. ["aws", "buckets", "raw"]) in the file-shaped object, creating the levels. */
+export function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
   let node = target;
   for (const key of path.slice(0, -1)) node = (node[key] ??= {}) as Record<string, unknown>;
   node[path[path.length - 1]!] = value;

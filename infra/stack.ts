@@ -373,20 +373,23 @@ export class SmartcityStack extends Stack {
     });
 
     // ---- outputs: the aws target's settings ----------------------------------------------------
-    output('SMARTCITY_AWS_REGION', region);
-    output('SMARTCITY_S3_RAW_BUCKET', raw.bucketName);
-    output('SMARTCITY_S3_CURATED_BUCKET', curated.bucketName);
-    output('SMARTCITY_S3_QUARANTINE_BUCKET', quarantine.bucketName);
-    output('SMARTCITY_S3_CHECKPOINTS_BUCKET', checkpoints.bucketName);
-    output('SMARTCITY_S3_ATHENA_RESULTS_BUCKET', athenaResults.bucketName);
-    output('SMARTCITY_S3_ARTIFACTS_BUCKET', artifacts.bucketName);
-    output('SMARTCITY_GLUE_DATABASE', databaseName);
-    output('SMARTCITY_GLUE_RAW_CRAWLER', rawCrawler.ref);
-    output('SMARTCITY_GLUE_CURATED_CRAWLER', curatedCrawler.ref);
-    output('SMARTCITY_GLUE_CURATE_JOB', curateJob.ref);
-    output('SMARTCITY_REDSHIFT_COPY_ROLE_ARN', copyRole.roleArn);
-    output('SMARTCITY_ATHENA_WORKGROUP', athenaWorkgroup.ref);
-    output('SMARTCITY_ATHENA_OUTPUT_LOCATION', athenaOutputLocation);
-    output('SMARTCITY_KAFKA_SECRET_ARN', kafkaSecret.secretArn);
+    const settings: Record<string, string> = {
+      SMARTCITY_AWS_REGION: region,
+      SMARTCITY_S3_RAW_BUCKET: raw.bucketName,
+      SMARTCITY_S3_CURATED_BUCKET: curated.bucketName,
+      SMARTCITY_S3_QUARANTINE_BUCKET: quarantine.bucketName,
+      SMARTCITY_S3_CHECKPOINTS_BUCKET: checkpoints.bucketName,
+      SMARTCITY_S3_ATHENA_RESULTS_BUCKET: athenaResults.bucketName,
+      SMARTCITY_S3_ARTIFACTS_BUCKET: artifacts.bucketName,
+      SMARTCITY_GLUE_DATABASE: databaseName,
+      SMARTCITY_GLUE_RAW_CRAWLER: rawCrawler.ref,
+      SMARTCITY_GLUE_CURATED_CRAWLER: curatedCrawler.ref,
+      SMARTCITY_GLUE_CURATE_JOB: curateJob.ref,
+      SMARTCITY_REDSHIFT_COPY_ROLE_ARN: copyRole.roleArn,
+      SMARTCITY_ATHENA_WORKGROUP: athenaWorkgroup.ref,
+      SMARTCITY_ATHENA_OUTPUT_LOCATION: athenaOutputLocation,
+      SMARTCITY_KAFKA_SECRET_ARN: kafkaSecret.secretArn,
+    };
+    for (const [env, value] of Object.entries(settings)) output(env, value);
   }
 }

@@ -204,6 +204,35 @@ export function crawlerProblems(t: CfnTemplate): string[] {
   return problems;
 }
 
+const COMMON_OUTPUTS = [
+  'SMARTCITY_AWS_REGION',
+  'SMARTCITY_S3_RAW_BUCKET',
+  'SMARTCITY_S3_CURATED_BUCKET',
+  'SMARTCITY_S3_QUARANTINE_BUCKET',
+  'SMARTCITY_S3_CHECKPOINTS_BUCKET',
+  'SMARTCITY_S3_ATHENA_RESULTS_BUCKET',
+  'SMARTCITY_S3_ARTIFACTS_BUCKET',
+  'SMARTCITY_GLUE_DATABASE',
+  'SMARTCITY_GLUE_RAW_CRAWLER',
+  'SMARTCITY_GLUE_CURATED_CRAWLER',
+  'SMARTCITY_GLUE_CURATE_JOB',
+  'SMARTCITY_EMR_CLUSTER_ID',
+  'SMARTCITY_REDSHIFT_DATABASE',
+  'SMARTCITY_REDSHIFT_COPY_ROLE_ARN',
+  'SMARTCITY_ATHENA_WORKGROUP',
+  'SMARTCITY_ATHENA_OUTPUT_LOCATION',
+  'SMARTCITY_KAFKA_SECRET_ARN',
+];
+
+/**
+ * The settings a stack outputs, per Redshift choice. Never: the endpoint (tests only), the
+ * Redshift schema (the loader's default) and a Redshift secret (the worker uses IAM credentials).
+ */
+export const EXPECTED_OUTPUTS = {
+  serverless: [...COMMON_OUTPUTS, 'SMARTCITY_REDSHIFT_WORKGROUP'],
+  cluster: [...COMMON_OUTPUTS, 'SMARTCITY_REDSHIFT_CLUSTER_ID', 'SMARTCITY_REDSHIFT_DB_USER'],
+};
+
 /** Output keys are settings (config/aws-outputs.ts) and exactly the expected ones. */
 export function outputProblems(t: CfnTemplate, expectedEnv: string[]): string[] {
   const problems: string[] = [];
