@@ -7,11 +7,12 @@ import { mkdir, readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config';
-import type { Layer, TimeWindow } from './types';
+import type { Column } from './lake';
+import type { Layer } from './types';
 
-/** Lake columns every event carries (snake_case, as the Spark jobs write them). */
-export const EVENT_ID = 'event_id';
-export const EVENT_TIME = 'event_time';
+// Shared with the aws activities, which must not load DuckDB: see ./lake.
+export { EVENT_ID, EVENT_TIME, hourPartitions, parseWindow, type Column, type Window } from './lake';
+
 
 /** Another process (the CLI's report, a second worker) may hold a database file for a moment. */
 const LOCK_WAIT_MS = 15_000;
@@ -143,40 +144,6 @@ export async function tableColumnNames(conn: DuckDBConnection, table: string): P
   return rows.map((r) => toText(r.column_name));
 }
 
-// ---- time windows ---------------------------------------------------------------------------
-
-export interface Window {
-  /** Normalised ISO-8601 UTC, for binding as TIMESTAMPTZ. */
-  from: string;
-  to: string;
-  fromMs: number;
-  toMs: number;
-  label: string;
-}
-
-export function parseWindow(window: TimeWindow): Window {
-  const fromMs = Date.parse(window.from);
-  const toMs = Date.parse(window.to);
-  if (Number.isNaN(fromMs) || Number.isNaN(toMs) || fromMs >= toMs) {
-    throw ApplicationFailure.nonRetryable(`invalid window ${JSON.stringify(window)}: expected ISO times with from < to`, 'InvalidInput');
-  }
-  const from = new Date(fromMs).toISOString();
-  const to = new Date(toMs).toISOString();
-  return { from, to, fromMs, toMs, label: `${from}/${to}` };
-}
-
-const HOUR_MS = 3_600_000;
-
-/** The event-time partitions (`date=…/hour=…`, UTC) that can hold events of the window. */
-export function hourPartitions(window: Window): string[] {
-  const dirs: string[] = [];
-  for (let hour = Math.floor(window.fromMs / HOUR_MS) * HOUR_MS; hour < window.toMs; hour += HOUR_MS) {
-    const iso = new Date(hour).toISOString();
-    dirs.push(`date=${iso.slice(0, 10)}/hour=${iso.slice(11, 13)}`);
-  }
-  return dirs;
-}
-
 // ---- the lake's Parquet ------------------------------------------------------------------------
 
 export interface LakeFile {
@@ -266,11 +233,6 @@ export function scanParquet(placeholder: string): string {
   return `read_parquet(${placeholder}, union_by_name = true, hive_partitioning = false)`;
 }
 
-export interface Column {
-  name: string;
-  /** DuckDB's type, e.g. `BIGINT`, `TIMESTAMP WITH TIME ZONE`. */
-  type: string;
-}
 
 /** The columns of a set of Parquet files, merged by name as scanParquet reads them; none without files. */
 export async function describeParquet(conn: DuckDBConnection, files: LakeFile[]): Promise<Column[]> {

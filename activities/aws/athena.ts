@@ -13,7 +13,7 @@ import {
 import { GetTablesCommand, type GetTablesCommandOutput } from '@aws-sdk/client-glue';
 import { ApplicationFailure } from '@temporalio/common';
 import { SOURCES, type Source } from '../../schemas';
-import { EVENT_ID, EVENT_TIME, hourPartitions, parseWindow, type Window } from '../duckdb';
+import { EVENT_ID, EVENT_TIME, hourPartitions, parseWindow, type Window } from '../lake';
 import { examples, rulesOf } from '../queries';
 import type { PipelineActivities, QualityCheck, QualityResult, SourceCounts, TimeWindow } from '../types';
 import type { AwsDeps } from './clients';

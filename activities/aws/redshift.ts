@@ -16,7 +16,7 @@ import {
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { SOURCES, type Source } from '../../schemas';
-import { EVENT_ID, EVENT_TIME, hourPartitions, parseWindow, type Window } from '../duckdb';
+import { EVENT_ID, EVENT_TIME, hourPartitions, parseWindow, type Window } from '../lake';
 import { bounds, rulesOf, type ColumnRule } from '../queries';
 import type { LoadResult, PipelineActivities, SourceCounts, TimeWindow } from '../types';
 import { catalogTables, sqlString, tableName, timestampLiteral, type CatalogColumn } from './athena';

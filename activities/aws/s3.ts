@@ -4,7 +4,7 @@
 import { GetObjectCommand, ListObjectsV2Command, type ListObjectsV2CommandOutput } from '@aws-sdk/client-s3';
 import type { AwsSettings } from '../../config';
 import { SOURCES } from '../../schemas';
-import { hourPartitions, parseWindow } from '../duckdb';
+import { hourPartitions, parseWindow } from '../lake';
 import type { TimeWindow } from '../types';
 import type { AwsDeps } from './clients';
 import { awsCall, awsFailure, classifyAwsError } from './errors';
