@@ -20,6 +20,17 @@ export const SPARK_ARTIFACTS = {
 
 const JOBS = ['curate.py', 'stream_ingest.py'];
 
+const u16 = (n: number) => {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(n);
+  return b;
+};
+const u32 = (n: number) => {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+};
+
 /** A zip archive (deflate) of name → content, entries in the given order. */
 export function zip(entries: [string, Buffer][]): Buffer {
   const locals: Buffer[] = [];
@@ -32,32 +43,23 @@ export function zip(entries: [string, Buffer][]): Buffer {
     const nameBytes = Buffer.from(name, 'utf8');
     const data = deflateRawSync(content);
     const crc = crc32(content);
-    const local = Buffer.alloc(30);
-    local.writeUInt32LE(0x04034b50, 0);
-    local.writeUInt16LE(20, 4); // version needed: 2.0 (deflate)
-    local.writeUInt16LE(0x0800, 6); // UTF-8 names
-    local.writeUInt16LE(8, 8); // deflate
-    local.writeUInt16LE(dosTime, 10);
-    local.writeUInt16LE(dosDate, 12);
-    local.writeUInt32LE(crc, 14);
-    local.writeUInt32LE(data.length, 18);
-    local.writeUInt32LE(content.length, 22);
-    local.writeUInt16LE(nameBytes.length, 26);
-    local.writeUInt16LE(0, 28);
-    const central = Buffer.alloc(46);
-    central.writeUInt32LE(0x02014b50, 0);
-    central.writeUInt16LE((3 << 8) | 20, 4); // made by: unix, 2.0
-    central.writeUInt16LE(20, 6);
-    central.writeUInt16LE(0x0800, 8);
-    central.writeUInt16LE(8, 10);
-    central.writeUInt16LE(dosTime, 12);
-    central.writeUInt16LE(dosDate, 14);
-    central.writeUInt32LE(crc, 16);
-    central.writeUInt32LE(data.length, 20);
-    central.writeUInt32LE(content.length, 24);
-    central.writeUInt16LE(nameBytes.length, 28);
-    central.writeUInt32LE((0o100644 << 16) >>> 0, 38); // external attributes: a regular file, rw-r--r--
-    central.writeUInt32LE(offset, 42);
+    // The fields the local header and the central directory entry share, in the same order.
+    const shared = Buffer.alloc(26);
+    shared.writeUInt16LE(20, 0); // version needed: 2.0 (deflate)
+    shared.writeUInt16LE(0x0800, 2); // UTF-8 names
+    shared.writeUInt16LE(8, 4); // deflate
+    shared.writeUInt16LE(dosTime, 6);
+    shared.writeUInt16LE(dosDate, 8);
+    shared.writeUInt32LE(crc, 10);
+    shared.writeUInt32LE(data.length, 14);
+    shared.writeUInt32LE(content.length, 18);
+    shared.writeUInt16LE(nameBytes.length, 22);
+    const local = Buffer.concat([u32(0x04034b50), shared]);
+    // comment length, disk, internal attributes (all 0), external attributes, local header offset
+    const tail = Buffer.alloc(14);
+    tail.writeUInt32LE((0o100644 << 16) >>> 0, 6); // a regular file, rw-r--r--
+    tail.writeUInt32LE(offset, 10);
+    const central = Buffer.concat([u32(0x02014b50), u16((3 << 8) | 20) /* made by: unix, 2.0 */, shared, tail]);
     locals.push(local, nameBytes, data);
     centrals.push(central, nameBytes);
     offset += local.length + nameBytes.length + data.length;
