@@ -62,7 +62,12 @@ if (require.main === module) {
     const value: unknown = app.node.tryGetContext(key);
     if (value !== undefined) context[key] = value;
   }
-  const { stackName, props } = propsFromContext(context);
-  new SmartcityStack(app, stackName, props);
-  app.synth();
+  try {
+    const { stackName, props } = propsFromContext(context);
+    new SmartcityStack(app, stackName, props);
+    app.synth();
+  } catch (err) {
+    console.error((err as Error).message);
+    process.exitCode = 1;
+  }
 }
