@@ -15,11 +15,10 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3deploy from 'aws-cdk-lib/aws-s3-deployment';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import type { Construct } from 'constructs';
+import { EMR_RELEASE } from '../activities/aws/emr';
 import { outputKey } from '../config/aws-outputs';
 import { SPARK_ARTIFACTS, buildSparkBundle } from './spark-bundle';
 
-/** EMR 7.10: Spark 3.5.5, the 3.5 line the local target pins (the step brings its Kafka connector with --packages). */
-const EMR_RELEASE = 'emr-7.10.0';
 /** Glue 5.0: Spark 3.5, Python 3.11, the line the local target and EMR run. */
 const GLUE_VERSION = '5.0';
 

@@ -10,8 +10,14 @@ import { awsCall } from './errors';
 import { runRemoteOperation } from './operation';
 import { checkpointRoot, layerRoot, scriptUri } from './s3';
 
-/** The Kafka source of Spark 3.5 (EMR 7), the version spark/jars-pom.xml pins for the local target. */
-const KAFKA_PACKAGE = 'org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.7';
+/**
+ * The EMR release the stack (infra/) creates clusters with, and the Spark version it ships. The
+ * step's Kafka connector must match the cluster's Spark exactly, so both live here: when you move
+ * EMR_RELEASE, look up its Spark version in the EMR release guide and change EMR_SPARK_VERSION.
+ */
+export const EMR_RELEASE = 'emr-7.10.0';
+export const EMR_SPARK_VERSION = '3.5.5';
+const KAFKA_PACKAGE = `org.apache.spark:spark-sql-kafka-0-10_2.12:${EMR_SPARK_VERSION}`;
 const ACTIVE_STATES = ['PENDING', 'RUNNING'] as const;
 
 export function stepName(jobName: string): string {
