@@ -11,7 +11,7 @@ import { requestBackfillUpdate, type PipelineStatus, type smartCityPipeline, typ
 import { MINUTE_MS, windowAt } from '../workflows/windows';
 import { parseCommandLine } from './args';
 import { LiveView } from './live-view';
-import { LocalPipeline, PipelineWatch } from './local-run';
+import { LocalPipeline, onInterrupt, PipelineWatch } from './local-run';
 import { writeHtmlReport } from './report';
 
 export const DEMO_USAGE = `smartcity demo [--keep | --stop]
@@ -75,12 +75,13 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const view = new LiveView('smartcity demo');
   const pipeline = new LocalPipeline(config, view.log);
   let interrupted = false;
-  const onSigint = () => {
-    if (interrupted) process.exit(130);
-    interrupted = true;
-    view.log('Ctrl-C: stopping what the demo started… (Ctrl-C again to exit at once)');
-  };
-  process.on('SIGINT', onSigint);
+  const offInterrupt = onInterrupt(
+    () => {
+      interrupted = true;
+      view.log('Ctrl-C: stopping what the demo started… (Ctrl-C again to exit at once)');
+    },
+    () => process.exit(130),
+  );
   const checkInterrupt = () => {
     if (interrupted) throw new Error('interrupted');
   };
@@ -180,7 +181,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     if (!interrupted) throw err;
     code = 130;
   } finally {
-    process.off('SIGINT', onSigint);
+    offInterrupt();
     if (keep) {
       console.log(`\nStill running: the stack, the worker, the controller (1-minute windows) and the live fleet.`);
       console.log(`  Temporal Web UI   ${config.temporal.uiUrl}`);

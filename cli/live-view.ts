@@ -98,7 +98,7 @@ export class LiveView {
   private stageLine(s: Stage): string {
     const mark = s.ok === undefined ? SPINNER[this.frame % SPINNER.length]! : s.ok ? '✓' : '✗';
     const ms = (s.endedAt ?? Date.now()) - s.startedAt;
-    return `${mark} ${s.name.padEnd(44)} ${seconds(ms).padStart(6)}${s.detail ? `  ${s.detail}` : ''}`;
+    return `${mark} ${s.name.padEnd(50)} ${seconds(ms).padStart(6)}${s.detail ? `  ${s.detail}` : ''}`;
   }
 
   private lines(): string[] {

@@ -38,7 +38,7 @@ const WORKER_START_TIMEOUT_MS = 120_000;
 /** How long a cancelled controller and streaming supervisor get to stop the Spark job. */
 const STOP_TIMEOUT_MS = 90_000;
 /** Counting the raw lake reads every file's footer: not on every refresh. */
-const RAW_COUNT_EVERY_MS = 5_000;
+const RAW_COUNT_EVERY_MS = 15_000;
 
 /** The worker as `bin/smartcity worker` runs it; the record's command line identifies the process later. */
 function workerCommandLine(): string[] {
@@ -197,9 +197,36 @@ export class LocalPipeline {
         .catch(() => false);
       // Cancelling needs the worker: the streaming supervisor's activities stop the Spark job.
       if (running && runningProcess(this.config.dataDir, WORKER_PROCESS)) this.started.controller = true;
+      // A fleet left open would resume producing with the next worker.
+      for await (const fleet of this.client.workflow.list({ query: "WorkflowType = 'fleetSimulation' AND ExecutionStatus = 'Running'" })) {
+        this.fleets.push(this.client.workflow.getHandle(fleet.workflowId, fleet.runId));
+      }
     }
     return this.shutdown();
   }
+}
+
+/**
+ * Ctrl-C (or SIGTERM): `first` once, `again` on a later one. npm forwards the terminal's SIGINT to
+ * the script it runs, which then gets it twice at once: a repeat within a second counts once.
+ * Returns the function that removes the handler.
+ */
+export function onInterrupt(first: () => void, again: () => void): () => void {
+  let firstAt: number | undefined;
+  const handler = () => {
+    if (firstAt === undefined) {
+      firstAt = Date.now();
+      first();
+    } else if (Date.now() - firstAt > 1_000) {
+      again();
+    }
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
 }
 
 const QUERY_TIMEOUT_MS = 3_000;
@@ -217,6 +244,8 @@ export class PipelineWatch {
   private raw: SourceCounts | undefined;
   private rawCountedAt = 0;
   private readonly sent: SourceCounts[] = [];
+  /** Fleets whose every vehicle arrived: their totals are final. */
+  private readonly finished = new Set<number>();
   pipeline: PipelineStatus | undefined;
 
   constructor(
@@ -228,8 +257,10 @@ export class PipelineWatch {
   async lines(): Promise<string[]> {
     const fleets = this.fleets();
     for (const [i, fleet] of fleets.entries()) {
+      if (this.finished.has(i)) continue;
       const status = await ask(() => fleet.query(fleetStatusQuery));
       if (status) this.sent[i] = status.totals;
+      if (status?.vehicles.every((v) => v.arrived)) this.finished.add(i);
     }
     const sent = this.sent.reduce((a, b) => addCounts(a, b), ZERO_COUNTS);
     const streaming = await ask(() => this.client.workflow.getHandle(STREAMING_WORKFLOW_ID).query(streamingStatusQuery));
@@ -238,7 +269,7 @@ export class PipelineWatch {
       this.rawCountedAt = Date.now();
       this.raw = await countLayerRows(this.config, 'raw').catch(() => this.raw);
     }
-    const lines = [`Kafka      ${SOURCES.map((s) => `${TOPICS[s]} ${sent[s]}`).join(' · ')}  (acknowledged, from the fleets)`];
+    const lines = [`to Kafka   ${SOURCES.map((s) => `${TOPICS[s]} ${sent[s]}`).join(' · ')}`];
     if (streaming) {
       const p = streaming.lastProgress;
       lines.push(

@@ -7,6 +7,7 @@ import { demoCommand, DEMO_USAGE } from './demo';
 import { pipelineCommand, PIPELINE_USAGE } from './pipeline';
 import { reportCommand, REPORT_USAGE } from './report';
 import { simulateCommand, SIMULATE_USAGE } from './simulate';
+import { startCommand, START_USAGE } from './start';
 import { stackCommand, STACK_USAGE } from './stack';
 import { workerCommand, WORKER_USAGE } from './worker';
 
@@ -22,7 +23,8 @@ const COMMANDS: Record<string, Command> = {
   worker: { summary: 'run the Temporal worker (workflows + activities) until stopped', usage: WORKER_USAGE, run: workerCommand },
   pipeline: { summary: 'start, inspect, pause, resume, backfill or stop the pipeline controller', usage: PIPELINE_USAGE, run: pipelineCommand },
   report: { summary: 'rows per source and layer, windows, quality checks, timings, Web UI links (--json, --html)', usage: REPORT_USAGE, run: reportCommand },
-  demo: { summary: 'the quick start: stack up, historic and live simulation, totals', usage: DEMO_USAGE, run: demoCommand },
+  start: { summary: 'run the local pipeline (stack, worker, controller, live fleet) until Ctrl-C', usage: START_USAGE, run: startCommand },
+  demo: { summary: 'the whole pipeline in ~3 minutes: live + backfilled windows loaded and checked, then the report', usage: DEMO_USAGE, run: demoCommand },
   aws: { summary: 'write the aws target\'s config from a deployed stack (infra/)', usage: AWS_USAGE, run: awsCommand },
 };
 

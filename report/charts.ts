@@ -101,7 +101,9 @@ export function mapSvg({ routes, incidents, cameras, colours }: MapInput): strin
     const title = escapeXml(`${i.type} (${i.status}) reported by ${i.vehicleId} at ${new Date(i.t).toISOString()}`);
     parts.push(`<circle class="incident ${i.status === 'resolved' ? 'resolved' : 'active'}" cx="${fmt(p.x(i.lon))}" cy="${fmt(p.y(i.lat))}" r="6"><title>${title}</title></circle>`);
   }
-  const barKm = niceStep((p.metresPerUnit * p.width) / 1000 / 4, 1);
+  // The longest 1, 2 or 5 × 10^k km that fits in a quarter of the map.
+  const quarterKm = (p.metresPerUnit * p.width) / 1000 / 4;
+  const barKm = [5, 2, 1].map((m) => m * 10 ** Math.floor(Math.log10(quarterKm))).find((km) => km <= quarterKm)!;
   const barUnits = (barKm * 1000) / p.metresPerUnit;
   parts.push(
     `<g class="scale" transform="translate(${fmt(p.width - barUnits - 16)},${p.height - 16})"><line x1="0" x2="${fmt(barUnits)}" y1="0" y2="0"/><text x="0" y="-4">${barKm} km</text></g>`,

@@ -53,7 +53,7 @@ export interface Camera {
 }
 
 export interface Series {
-  /** Event-time range covered, epoch ms; undefined when the lake has no vehicle events. */
+  /** Event-time range of the vehicle events shown, epoch ms; undefined when the lake has none. */
   from?: number;
   to?: number;
   routes: Journey<RoutePoint>[];
@@ -128,7 +128,7 @@ export async function readSeries(config: Config): Promise<Series> {
        FROM e GROUP BY camera_id ORDER BY camera_id LIMIT ${MAX_CAMERAS}`,
     );
     return {
-      from,
+      from: vehicles.reduce((min, r) => Math.min(min, num(r, 't')), to),
       to,
       routes: journeys(
         vehicles.map((r) => ({ vehicleId: toText(r.vehicle_id), point: { t: num(r, 't'), lat: num(r, 'lat'), lon: num(r, 'lon'), speedKmh: num(r, 'speed_kmh') } })),
