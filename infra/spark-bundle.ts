@@ -7,16 +7,10 @@
 import { crc32, deflateRawSync } from 'node:zlib';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { SPARK_ARTIFACTS } from '../activities/aws/s3';
 import { PROJECT_ROOT } from '../config';
 
-/** Keys under the artifacts bucket; the aws activities and the stack both point at these. */
-export const SPARK_ARTIFACTS = {
-  prefix: 'spark/',
-  curateScript: 'spark/jobs/curate.py',
-  streamIngestScript: 'spark/jobs/stream_ingest.py',
-  pyFiles: 'spark/smartcity_spark.zip',
-  schemasDir: 'spark/schemas/',
-} as const;
+export { SPARK_ARTIFACTS };
 
 const JOBS = ['curate.py', 'stream_ingest.py'];
 

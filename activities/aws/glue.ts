@@ -187,7 +187,7 @@ function curateArguments(deps: AwsDeps, window: TimeWindow): Record<string, stri
     '--to': w.to,
     '--raw_root': layerRoot(deps.aws, 'raw'),
     '--curated_root': layerRoot(deps.aws, 'curated'),
-    '--schemas_dir': scriptUri(deps.aws, 'schemas/'),
+    '--schemas_dir': scriptUri(deps.aws, 'schemasDir'),
     '--summary_path': s3Uri(deps.aws.buckets.artifacts, curateSummaryKey(window)),
   };
 }

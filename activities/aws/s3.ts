@@ -24,9 +24,17 @@ export function checkpointRoot(aws: AwsSettings, jobName: string): string {
   return s3Uri(aws.buckets.checkpoints, `checkpoints/${jobName}/`);
 }
 
-/** Job scripts live in the artifacts bucket under `spark/`, as infra/ uploads them. */
-export function scriptUri(aws: AwsSettings, path: string): string {
-  return s3Uri(aws.buckets.artifacts, `spark/${path}`);
+/** Keys of the Spark code in the artifacts bucket: infra/ uploads it there, the activities run it from there. */
+export const SPARK_ARTIFACTS = {
+  prefix: 'spark/',
+  curateScript: 'spark/jobs/curate.py',
+  streamIngestScript: 'spark/jobs/stream_ingest.py',
+  pyFiles: 'spark/smartcity_spark.zip',
+  schemasDir: 'spark/schemas/',
+} as const;
+
+export function scriptUri(aws: AwsSettings, artifact: keyof typeof SPARK_ARTIFACTS): string {
+  return s3Uri(aws.buckets.artifacts, SPARK_ARTIFACTS[artifact]);
 }
 
 /**

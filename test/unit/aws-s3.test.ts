@@ -14,7 +14,7 @@ describe('S3 lake layout and landing checks', () => {
     assert.equal(layerRoot(deps.aws, 'quarantine'), 's3://sc-quarantine/quarantine/');
     assert.equal(layerRoot(deps.aws, 'curated'), 's3://sc-curated/curated/');
     assert.equal(checkpointRoot(deps.aws, 'ingest'), 's3://sc-checkpoints/checkpoints/ingest/');
-    assert.equal(scriptUri(deps.aws, 'jobs/curate.py'), 's3://sc-artifacts/spark/jobs/curate.py');
+    assert.equal(scriptUri(deps.aws, 'curateScript'), 's3://sc-artifacts/spark/jobs/curate.py');
   });
 
   test('the curate summary key is the one the job gives a window by default', () => {
