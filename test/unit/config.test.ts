@@ -4,6 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, redactConfig } from '../../config';
+import { AWS_TEST_ENV } from '../helpers/aws-mock';
 
 describe('configuration', () => {
   test('defaults describe the local target on the documented ports', () => {
@@ -64,25 +65,8 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ SMARTCITY_CONFIG: join(dir, 'missing.json') }), /does not exist/);
   });
   describe('the aws target', () => {
-    const complete = {
-      SMARTCITY_TARGET: 'aws',
-      SMARTCITY_KAFKA_BROKERS: 'b-1.msk.example:9096',
-      SMARTCITY_AWS_REGION: 'eu-west-2',
-      SMARTCITY_S3_RAW_BUCKET: 'sc-raw',
-      SMARTCITY_S3_CURATED_BUCKET: 'sc-curated',
-      SMARTCITY_S3_QUARANTINE_BUCKET: 'sc-quarantine',
-      SMARTCITY_S3_CHECKPOINTS_BUCKET: 'sc-checkpoints',
-      SMARTCITY_S3_ATHENA_RESULTS_BUCKET: 'sc-athena',
-      SMARTCITY_S3_ARTIFACTS_BUCKET: 'sc-artifacts',
-      SMARTCITY_GLUE_DATABASE: 'smartcity',
-      SMARTCITY_GLUE_RAW_CRAWLER: 'smartcity-raw',
-      SMARTCITY_GLUE_CURATED_CRAWLER: 'smartcity-curated',
-      SMARTCITY_GLUE_CURATE_JOB: 'smartcity-curate',
-      SMARTCITY_EMR_CLUSTER_ID: 'j-2AXXXXXXGAPLF',
-      SMARTCITY_REDSHIFT_WORKGROUP: 'smartcity',
-      SMARTCITY_REDSHIFT_DATABASE: 'dev',
-      SMARTCITY_REDSHIFT_COPY_ROLE_ARN: 'arn:aws:iam::123456789012:role/smartcity-copy',
-    };
+    // Every required setting (the aws activity tests use the same environment).
+    const complete = AWS_TEST_ENV;
 
     test('a complete environment gives the aws settings with defaults filled in', () => {
       const config = loadConfig(complete);
