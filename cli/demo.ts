@@ -94,7 +94,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     await view.step('worker (workflows + activities)', () => pipeline.workerUp(), (w) => `pid ${w.pid}, log ${w.log}`);
     checkInterrupt();
 
-    const watch = new PipelineWatch(config, pipeline.client, () => pipeline.fleets);
+    const watch = new PipelineWatch(config, pipeline.client);
     let watching = true;
     const refresh = (async () => {
       while (watching) {

@@ -10,6 +10,7 @@ import { PROJECT_ROOT, type Config } from '../config';
 import { sparkJobStatus, stopSparkJob } from '../spark/runner';
 import { stackDown, stackStatus, stackUp } from '../stack';
 import { logPath, runningProcess, startProcess, stopProcess, waitUntilReady } from '../stack/processes';
+import { topicOffsets } from '../kafka/client';
 import { connectClient } from '../temporal/connection';
 import type { SourceCounts } from '../activities/types';
 import { countLayerRows } from '../report/lake';
@@ -18,7 +19,6 @@ import {
   batchRunStatusQuery,
   DEFAULT_STREAMING_JOB,
   fleetSimulation,
-  fleetStatusQuery,
   PIPELINE_WORKFLOW_ID,
   pipelineStatusQuery,
   smartCityPipeline,
@@ -28,7 +28,6 @@ import {
   type PipelineStatus,
   type SmartCityPipelineInput,
 } from '../workflows';
-import { addCounts, ZERO_COUNTS } from '../workflows/counts';
 import { fleetSimulationWorkflowId } from '../workflows/ids';
 
 export const WORKER_PROCESS = 'worker';
@@ -39,6 +38,8 @@ const WORKER_START_TIMEOUT_MS = 120_000;
 const STOP_TIMEOUT_MS = 90_000;
 /** Counting the raw lake reads every file's footer: not on every refresh. */
 const RAW_COUNT_EVERY_MS = 15_000;
+/** Records per topic (high watermarks): one admin connection per topic. */
+const KAFKA_READ_EVERY_MS = 4_000;
 
 /** The worker as `bin/smartcity worker` runs it; the record's command line identifies the process later. */
 function workerCommandLine(): string[] {
@@ -156,8 +157,11 @@ export class LocalPipeline {
     }
   }
 
-  /** Stops what this command started, newest first: fleets, controller (and streaming), worker, stack. */
-  async shutdown(): Promise<string[]> {
+  /**
+   * Stops what this command started, newest first: fleets, controller (and streaming), worker,
+   * stack. `beforeStackDown` runs while Temporal still answers (to read the final state).
+   */
+  async shutdown(beforeStackDown?: () => Promise<void>): Promise<string[]> {
     const stopped: string[] = [];
     if (this.connection) {
       for (const fleet of this.fleets) {
@@ -179,6 +183,7 @@ export class LocalPipeline {
       this.connection = undefined;
     }
     if (this.started.worker && (await stopProcess(this.config.dataDir, WORKER_PROCESS, 45_000))) stopped.push('worker');
+    await beforeStackDown?.();
     if (this.started.stack) stopped.push(...(await stackDown(this.config)));
     this.started = { stack: false, worker: false, controller: false };
     return stopped;
@@ -243,33 +248,28 @@ const clock = (iso: string) => iso.slice(11, 19);
 export class PipelineWatch {
   private raw: SourceCounts | undefined;
   private rawCountedAt = 0;
-  private readonly sent: SourceCounts[] = [];
-  /** Fleets whose every vehicle arrived: their totals are final. */
-  private readonly finished = new Set<number>();
+  private topics: number[] | undefined;
+  private topicsReadAt = 0;
   pipeline: PipelineStatus | undefined;
 
   constructor(
     private readonly config: Config,
     private readonly client: Client,
-    private readonly fleets: () => WorkflowHandle<typeof fleetSimulation>[],
   ) {}
 
   async lines(): Promise<string[]> {
-    const fleets = this.fleets();
-    for (const [i, fleet] of fleets.entries()) {
-      if (this.finished.has(i)) continue;
-      const status = await ask(() => fleet.query(fleetStatusQuery));
-      if (status) this.sent[i] = status.totals;
-      if (status?.vehicles.every((v) => v.arrived)) this.finished.add(i);
+    if (Date.now() - this.topicsReadAt >= KAFKA_READ_EVERY_MS) {
+      this.topicsReadAt = Date.now();
+      this.topics = await Promise.all(SOURCES.map((s) => topicOffsets(this.config, TOPICS[s]))).catch(() => this.topics);
     }
-    const sent = this.sent.reduce((a, b) => addCounts(a, b), ZERO_COUNTS);
     const streaming = await ask(() => this.client.workflow.getHandle(STREAMING_WORKFLOW_ID).query(streamingStatusQuery));
     this.pipeline = (await ask(() => this.client.workflow.getHandle(PIPELINE_WORKFLOW_ID).query(pipelineStatusQuery))) ?? this.pipeline;
     if (Date.now() - this.rawCountedAt >= RAW_COUNT_EVERY_MS) {
       this.rawCountedAt = Date.now();
       this.raw = await countLayerRows(this.config, 'raw').catch(() => this.raw);
     }
-    const lines = [`to Kafka   ${SOURCES.map((s) => `${TOPICS[s]} ${sent[s]}`).join(' · ')}`];
+    const lines: string[] = [];
+    if (this.topics) lines.push(`Kafka      ${SOURCES.map((s, i) => `${TOPICS[s]} ${this.topics![i]}`).join(' · ')}`);
     if (streaming) {
       const p = streaming.lastProgress;
       lines.push(

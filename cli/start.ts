@@ -52,9 +52,9 @@ export async function startCommand(argv: string[]): Promise<number> {
     const launch = () => pipeline.startFleet({ vehicles: values.vehicles, seed: seed++, start: new Date().toISOString(), speedup: values.speedup });
     let fleet: WorkflowHandle<typeof fleetSimulation> | undefined;
     if (!stop.signal.aborted) fleet = await view.step(`live fleet (${values.vehicles} vehicles, ${values.speedup}× real time)`, launch, (h) => h.workflowId);
-    if (!stop.signal.aborted) view.log(`running; Temporal Web UI ${config.temporal.uiUrl}. Ctrl-C stops everything.`);
+    if (!stop.signal.aborted) view.log(`running; Temporal Web UI ${config.temporal.uiUrl}; Ctrl-C stops everything.`);
 
-    const watch = new PipelineWatch(config, pipeline.client, () => pipeline.fleets);
+    const watch = new PipelineWatch(config, pipeline.client);
     while (!stop.signal.aborted && fleet) {
       view.setStatus(await watch.lines().catch(() => []));
       const { status } = await fleet.describe();
@@ -64,12 +64,13 @@ export async function startCommand(argv: string[]): Promise<number> {
       }
       await sleep(REFRESH_MS, undefined, { signal: stop.signal }).catch(() => undefined);
     }
-    // Read while Temporal is still up, so it has the runs, timings and checks.
-    report = await gatherReport(config).catch(() => undefined);
   } finally {
     view.stop();
     const began = Date.now();
-    const stopped = await pipeline.shutdown();
+    // The report is read once everything is stopped but Temporal still answers (runs, timings, checks).
+    const stopped = await pipeline.shutdown(async () => {
+      report = await gatherReport(config).catch(() => undefined);
+    });
     if (stopped.length) console.log(`stopped in ${seconds(Date.now() - began)}: ${stopped.join(', ')}`);
     offInterrupt();
   }
