@@ -14,7 +14,7 @@ export const SERIES_SPAN_MS = 6 * 3_600_000;
 const MAX_POINTS_PER_VEHICLE = 600;
 const MAX_INCIDENTS = 300;
 const MAX_CAMERAS = 500;
-/** A longer silence between two readings of a vehicle starts a new journey (another run). */
+/** A longer silence between two readings of a device starts a new journey. */
 const JOURNEY_GAP_MS = 10 * 60_000;
 
 export interface RoutePoint {
@@ -80,21 +80,27 @@ async function rawRows(conn: DuckDBConnection, config: Config, source: Source, f
   });
 }
 
-/** Each vehicle's readings, every k-th, k chosen so at most MAX_POINTS_PER_VEHICLE remain (the last one kept). */
+/**
+ * Each device's readings, every k-th, k chosen so at most MAX_POINTS_PER_VEHICLE remain (the last
+ * one kept). Device ids come from the run's seed, so two runs of one vehicle id, even overlapping
+ * in event time, stay apart.
+ */
 function thinned(columns: string): string {
-  return `, n AS (SELECT vehicle_id, t, ${columns}, row_number() OVER (PARTITION BY vehicle_id ORDER BY t) AS i,
-                      count(*) OVER (PARTITION BY vehicle_id) AS c FROM e)
-          SELECT * FROM n WHERE (i - 1) % CAST(ceil(c / ${MAX_POINTS_PER_VEHICLE}) AS BIGINT) = 0 OR i = c ORDER BY vehicle_id, t`;
+  return `, n AS (SELECT vehicle_id, device_id, t, ${columns}, row_number() OVER (PARTITION BY vehicle_id, device_id ORDER BY t) AS i,
+                      count(*) OVER (PARTITION BY vehicle_id, device_id) AS c FROM e)
+          SELECT * FROM n WHERE (i - 1) % CAST(ceil(c / ${MAX_POINTS_PER_VEHICLE}) AS BIGINT) = 0 OR i = c ORDER BY vehicle_id, device_id, t`;
 }
 
-/** Splits each vehicle's time-ordered points where it was silent for longer than JOURNEY_GAP_MS. */
-export function journeys<P extends { t: number }>(rows: { vehicleId: string; point: P }[]): Journey<P>[] {
+/** Splits each device's time-ordered points where it changes or was silent for longer than JOURNEY_GAP_MS. */
+export function journeys<P extends { t: number }>(rows: { vehicleId: string; deviceId: string; point: P }[]): Journey<P>[] {
   const out: Journey<P>[] = [];
   let current: Journey<P> | undefined;
-  for (const { vehicleId, point } of rows) {
+  let device: string | undefined;
+  for (const { vehicleId, deviceId, point } of rows) {
     const last = current?.points[current.points.length - 1];
-    if (!current || current.vehicleId !== vehicleId || !last || point.t - last.t > JOURNEY_GAP_MS) {
+    if (!current || device !== deviceId || current.vehicleId !== vehicleId || !last || point.t - last.t > JOURNEY_GAP_MS) {
       current = { vehicleId, points: [] };
+      device = deviceId;
       out.push(current);
     }
     current.points.push(point);
@@ -131,11 +137,12 @@ export async function readSeries(config: Config): Promise<Series> {
       from: vehicles.reduce((min, r) => Math.min(min, num(r, 't')), to),
       to,
       routes: journeys(
-        vehicles.map((r) => ({ vehicleId: toText(r.vehicle_id), point: { t: num(r, 't'), lat: num(r, 'lat'), lon: num(r, 'lon'), speedKmh: num(r, 'speed_kmh') } })),
+        vehicles.map((r) => ({ vehicleId: toText(r.vehicle_id), deviceId: toText(r.device_id), point: { t: num(r, 't'), lat: num(r, 'lat'), lon: num(r, 'lon'), speedKmh: num(r, 'speed_kmh') } })),
       ),
       weather: journeys(
         weather.map((r) => ({
           vehicleId: toText(r.vehicle_id),
+          deviceId: toText(r.device_id),
           point: { t: num(r, 't'), temperatureC: num(r, 'temperature_c'), precipitationMm: num(r, 'precipitation_mm') },
         })),
       ),
