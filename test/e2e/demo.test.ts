@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { loadConfig } from '../../config';
 import { sparkJobStatus } from '../../spark/runner';
@@ -17,9 +18,28 @@ import { runCli } from '../helpers/cli';
 
 const config = loadConfig();
 
+async function controllerClosed(): Promise<void> {
+  const { client, close } = await connectClient(config);
+  try {
+    for (const deadline = Date.now() + 10 * 60_000; Date.now() < deadline; await sleep(5_000)) {
+      const running = await client.workflow
+        .getHandle(PIPELINE_WORKFLOW_ID)
+        .describe()
+        .then((d) => d.status.name === 'RUNNING')
+        .catch(() => false);
+      if (!running) return;
+    }
+    throw new Error(`${PIPELINE_WORKFLOW_ID} kept running for 10 minutes`);
+  } finally {
+    await close();
+  }
+}
+
 test('the demo loads a live and a backfilled window, reports them and stops what it started', { timeout: 12 * 60_000 }, async () => {
   const startedAt = Date.now();
   const stackWasUp = (await stackStatus(config)).components.every((c) => c.answering);
+  // The demo replaces a running controller; the pipeline e2e test's one must have finished first.
+  if (stackWasUp) await controllerClosed();
   const result = runCli(['demo'], {}, 11 * 60_000);
   const output = `${result.stdout}\n${result.stderr}`;
   assert.equal(result.status, 0, output.slice(-4000));
