@@ -9,7 +9,7 @@ import { renderTerminal, seconds } from '../report/terminal';
 import { SOURCES } from '../schemas';
 import { requestBackfillUpdate, type PipelineStatus, type smartCityPipeline, type WindowRecord } from '../workflows';
 import { MINUTE_MS, windowAt } from '../workflows/windows';
-import { parseCommandLine } from './args';
+import { parseCommandLine, UsageError } from './args';
 import { LiveView } from './live-view';
 import { LocalPipeline, onInterrupt, PipelineWatch } from './local-run';
 import { writeHtmlReport } from './report';
@@ -62,8 +62,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandLine(
     argv,
     { keep: { type: 'boolean' }, stop: { type: 'boolean' } },
-    z.object({ keep: z.boolean().optional(), stop: z.boolean().optional() }).refine((v) => !(v.keep && v.stop), { error: '--keep and --stop exclude each other' }),
+    z.object({ keep: z.boolean().optional(), stop: z.boolean().optional() }),
   );
+  if (values.keep && values.stop) throw new UsageError('--keep and --stop exclude each other');
   const config = loadConfig();
   if (values.stop) {
     const stopped = await new LocalPipeline(config, (line) => console.log(line)).stopAll();
