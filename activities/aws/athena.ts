@@ -10,7 +10,6 @@ import {
   type GetQueryResultsCommandOutput,
   type QueryExecution,
 } from '@aws-sdk/client-athena';
-import { GetTablesCommand, type GetTablesCommandOutput } from '@aws-sdk/client-glue';
 import { ApplicationFailure } from '@temporalio/common';
 import { SOURCES, type Source } from '../../schemas';
 import { EVENT_ID, EVENT_TIME, hourPartitions, parseWindow, type Window } from '../lake';
@@ -18,6 +17,7 @@ import { examples, rulesOf } from '../queries';
 import type { PipelineActivities, QualityCheck, QualityResult, SourceCounts, TimeWindow } from '../types';
 import type { AwsDeps } from './clients';
 import { awsCall } from './errors';
+import { glueTables } from './glue';
 import { allOperations, idempotencyToken, runRemoteOperation, type RemoteOperation } from './operation';
 import { warehouseQualityOperation, type Row, type WarehouseQuality } from './redshift';
 
@@ -40,27 +40,14 @@ export type Catalog = Map<string, CatalogTable>;
 
 export const tableName = (layer: 'raw' | 'curated', source: Source): string => `${layer}_${source}`;
 
-function getTablesPage(deps: AwsDeps, nextToken: string | undefined): Promise<GetTablesCommandOutput> {
-  const database = deps.aws.glue.database;
-  return awsCall(`glue:GetTables on database ${database}`, () =>
-    deps.clients.glue.send(new GetTablesCommand({ DatabaseName: database, ...(nextToken !== undefined && { NextToken: nextToken }) })),
-  );
-}
-
 /** Every table of the configured Glue database, by name. */
 export async function catalogTables(deps: AwsDeps): Promise<Catalog> {
+  const columnsOf = (list: { Name?: string; Type?: string }[] | undefined) =>
+    (list ?? []).map((c) => ({ name: (c.Name ?? '').toLowerCase(), type: (c.Type ?? '').toLowerCase() }));
   const catalog: Catalog = new Map();
-  let token: string | undefined;
-  do {
-    const page = await getTablesPage(deps, token);
-    for (const t of page.TableList ?? []) {
-      if (!t.Name) continue;
-      const columnsOf = (list: { Name?: string; Type?: string }[] | undefined) =>
-        (list ?? []).map((c) => ({ name: (c.Name ?? '').toLowerCase(), type: (c.Type ?? '').toLowerCase() }));
-      catalog.set(t.Name, { name: t.Name, columns: columnsOf(t.StorageDescriptor?.Columns), partitionKeys: columnsOf(t.PartitionKeys) });
-    }
-    token = page.NextToken;
-  } while (token);
+  for (const t of await glueTables(deps)) {
+    if (t.Name) catalog.set(t.Name, { name: t.Name, columns: columnsOf(t.StorageDescriptor?.Columns), partitionKeys: columnsOf(t.PartitionKeys) });
+  }
   return catalog;
 }
 

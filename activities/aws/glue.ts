@@ -44,20 +44,24 @@ interface CrawlHandle {
   before: CatalogSnapshot;
 }
 
-async function layerTables(deps: AwsDeps, layer: Layer): Promise<Table[]> {
+/** Tables of the configured Glue database whose names start with `prefix` (all without one), by name. */
+export async function glueTables(deps: AwsDeps, prefix = ''): Promise<Table[]> {
   const database = deps.aws.glue.database;
-  const prefix = `${layer}_`;
   const tables: Table[] = [];
   let token: string | undefined;
   do {
     const page = await awsCall(`glue:GetTables on database ${database}`, () =>
-      deps.clients.glue.send(new GetTablesCommand({ DatabaseName: database, Expression: `${prefix}.*`, ...(token !== undefined && { NextToken: token }) })),
+      deps.clients.glue.send(
+        new GetTablesCommand({ DatabaseName: database, ...(prefix && { Expression: `${prefix}.*` }), ...(token !== undefined && { NextToken: token }) }),
+      ),
     );
     tables.push(...(page.TableList ?? []).filter((t) => t.Name?.startsWith(prefix)));
     token = page.NextToken || undefined;
   } while (token !== undefined);
   return tables.sort((a, b) => (a.Name ?? '').localeCompare(b.Name ?? ''));
 }
+
+const layerTables = (deps: AwsDeps, layer: Layer): Promise<Table[]> => glueTables(deps, `${layer}_`);
 
 async function windowPartitionCount(deps: AwsDeps, table: string, dates: string[]): Promise<number> {
   const database = deps.aws.glue.database;

@@ -13,7 +13,6 @@ import {
   type Field,
   type GetStatementResultCommandOutput,
 } from '@aws-sdk/client-redshift-data';
-import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { SOURCES, type Source } from '../../schemas';
 import { EVENT_ID, EVENT_TIME, hourPartitions, parseWindow, type Window } from '../lake';
@@ -23,7 +22,7 @@ import { catalogTables, sqlString, tableName, timestampLiteral, type CatalogColu
 import type { AwsDeps } from './clients';
 import { awsCall } from './errors';
 import { allOperations, idempotencyToken, runRemoteOperation, type RemoteOperation } from './operation';
-import { s3Uri } from './s3';
+import { hasObjects, s3Uri } from './s3';
 
 /** A result row by column name, as both the Data API and Athena return them. */
 export type Row = Record<string, string | number | boolean | null>;
@@ -215,13 +214,6 @@ export function loadStatements(deps: AwsDeps, source: Source, columns: CatalogCo
 }
 
 /** Whether any object lies under the prefix: COPY fails on a prefix that matches nothing. */
-async function hasObjects(deps: AwsDeps, bucket: string, prefix: string): Promise<boolean> {
-  return awsCall(`s3:ListBucket on ${s3Uri(bucket, prefix)}`, async () => {
-    const out = await deps.clients.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: 1 }));
-    return (out.KeyCount ?? out.Contents?.length ?? 0) > 0;
-  });
-}
-
 // ---- the warehouse side of the quality checks ------------------------------------------------------
 
 export interface WarehouseQuality {

@@ -53,6 +53,14 @@ async function listPage(deps: AwsDeps, bucket: string, prefix: string, token: st
   );
 }
 
+/** True when at least one object's key starts with `prefix`. */
+export async function hasObjects(deps: AwsDeps, bucket: string, prefix: string): Promise<boolean> {
+  return awsCall(`s3:ListBucket on ${s3Uri(bucket, prefix)}`, async () => {
+    const out = await deps.clients.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: 1 }));
+    return (out.KeyCount ?? out.Contents?.length ?? 0) > 0;
+  });
+}
+
 /**
  * The latest LastModified of the layer's objects in the window's hour partitions, over every
  * source (S3's clock, the same one Glue stamps a crawl's start with); undefined when none landed.
