@@ -57,6 +57,8 @@ export async function connectWorker(config: Config): Promise<NativeConnection> {
   }
 }
 
+const LIVE_POLLER_MS = 90_000;
+
 /** True when a worker polls the configured task queue for workflow tasks right now. */
 export async function workerIsPolling(config: Config): Promise<boolean> {
   let connection;
@@ -71,7 +73,13 @@ export async function workerIsPolling(config: Config): Promise<boolean> {
       taskQueue: { name: config.temporal.taskQueue },
       taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
     });
-    return (pollers?.length ?? 0) > 0;
+    // The server lists pollers for minutes after a worker stopped; a live one polls again at least
+    // every minute (long polls end after ~60 s), so only a recent poll means a worker is there.
+    const now = Date.now();
+    return (pollers ?? []).some((p) => {
+      const seconds = p.lastAccessTime?.seconds;
+      return seconds === undefined || seconds === null || now - Number(seconds) * 1000 < LIVE_POLLER_MS;
+    });
   } catch {
     return false;
   } finally {

@@ -3,6 +3,7 @@
 // own): it must end with a live and a backfilled window loaded and checked, print the report,
 // write the HTML report and stop the worker, the controller and the streaming job it started.
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -40,7 +41,9 @@ test('the demo loads a live and a backfilled window, reports them and stops what
   const stackWasUp = (await stackStatus(config)).components.every((c) => c.answering);
   // The demo replaces a running controller; the pipeline e2e test's one must have finished first.
   if (stackWasUp) await controllerClosed();
-  const result = runCli(['demo'], {}, 11 * 60_000);
+  // Its own task queue: Temporal lists a stopped worker's pollers for minutes, and later tests
+  // (smartcity simulate) would take the demo's gone worker for one that runs their workflows.
+  const result = runCli(['demo'], { SMARTCITY_TASK_QUEUE: `demo-e2e-${randomUUID()}` }, 11 * 60_000);
   const output = `${result.stdout}\n${result.stderr}`;
   assert.equal(result.status, 0, output.slice(-4000));
   assert.match(result.stdout, /✓ a live and the backfilled window loaded \+ checked/);
