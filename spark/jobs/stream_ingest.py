@@ -34,7 +34,6 @@ from pyspark.sql import functions as F
 
 from smartcity_spark.runtime import LakeFS, default_lake_root, join, session, ship_package
 from smartcity_spark.schemas import RAW_METADATA, Field, SchemaError, SourceSchema, default_schemas_dir, load_schemas
-from smartcity_spark.sql_checks import SqlValidator
 from smartcity_spark.validation import CHECK_TYPE, MIB, RecordValidator
 
 KAFKA_COLUMNS = [name for name in RAW_METADATA.names if name.startswith("kafka_")]
@@ -147,7 +146,6 @@ class BatchWriter:
         self.fs = fs
         self.progress_file = progress_file
         self._check = F.udf(RecordValidator(schemas, topics, max_record_bytes).check, CHECK_TYPE)
-        self._sql = SqlValidator(schemas, max_record_bytes)
         # For a clean stop: the request, the batch inside foreachBatch now and the last one finished.
         self.stopping = stopping or threading.Event()
         self.abandoning = False
@@ -156,18 +154,17 @@ class BatchWriter:
         self.idle = threading.Event()
         self.idle.set()
 
-    def classify(self, kafka: DataFrame) -> DataFrame:
-        """Kafka rows with their source, whether the SQL checks vouch for them, partition values and,
-        per source, the typed event (null unless vouched): what the batch function takes.
+    def classify(self, batch: DataFrame) -> DataFrame:
+        """Kafka rows with their source, reason (null = valid), partition values and, per source,
+        the typed event (null unless valid for that source).
 
-        Part of the streaming query's own plan, so that Spark analyses these expressions once, at
-        start, not for every batch. Free of per-batch literals: Spark inlines literals into
-        generated code, and this big projection would be compiled anew for every batch."""
+        Free of per-batch literals: Spark inlines literals into generated code, and this big
+        projection would be compiled anew for every batch instead of once."""
         source_of_topic = F.create_map(*[F.lit(x) for source, topic in self.topics.items() for x in (topic, source)])
-        # As many partitions as cores: classifying one Kafka partition per task would mean a task
-        # for a handful of records.
-        parallelism = kafka.sparkSession.sparkContext.defaultParallelism
-        rows = kafka.coalesce(parallelism).select(
+        # One task per Kafka partition would mean one Python worker round trip each, mostly for a
+        # handful of records; one per core does the same work with far less overhead.
+        parallelism = batch.sparkSession.sparkContext.defaultParallelism
+        checked = batch.coalesce(parallelism).select(
             F.col("topic").alias("kafka_topic"),
             F.col("partition").alias("kafka_partition"),
             F.col("offset").alias("kafka_offset"),
@@ -175,13 +172,8 @@ class BatchWriter:
             "key",
             "value",
             source_of_topic[F.col("topic")].alias("source"),
+            self._check("value", "topic").alias("check"),
         )
-        return self._sql.classify(rows)
-
-    def check_in_python(self, suspects: DataFrame) -> DataFrame:
-        """The records the SQL checks did not vouch for, through the Python validator: a reason
-        (null = valid after all) and, when valid, the typed event, as classify's columns."""
-        checked = suspects.select(*KAFKA_COLUMNS, "key", "value", "source", self._check("value", "kafka_topic").alias("check"))
         passed = F.col("check.reason").isNull()
         parsed = checked.select(
             "*",
@@ -207,7 +199,6 @@ class BatchWriter:
             rows.where(F.col("reason").isNull() & (F.col("source") == source))
             .withColumn("ingest_time", F.lit(ingest_time))
             .select(*columns, *RAW_METADATA.names, "date", "hour", F.lit(batch_id).alias("batch_id"))
-            .coalesce(1)
             .write.mode("overwrite")
             .option("partitionOverwriteMode", "dynamic")
             .partitionBy("date", "hour", "batch_id")
@@ -229,7 +220,6 @@ class BatchWriter:
                 F.date_format("kafka_timestamp", "yyyy-MM-dd").alias("date"),
                 F.lit(batch_id).alias("batch_id"),
             )
-            .coalesce(1)
             .write.mode("overwrite")
             .option("partitionOverwriteMode", "dynamic")
             .partitionBy("date", "batch_id")
@@ -237,20 +227,16 @@ class BatchWriter:
         )
 
     def _write_files(self, rows: DataFrame, batch_id: int, ingest_time: datetime, valid: dict, quarantined: dict) -> None:
-        # Up to ten small write jobs (a schema per source, so one job each) spend most of their
-        # time planning and committing, not computing; run side by side they overlap that. Each
-        # is one task (coalesce(1)), so one file per hour: on a local disk Hadoop forks a chmod
-        # for every file and folder it makes, and that costs more than writing the rows. Each
-        # goes to its own table root.
+        # Ten small write jobs spend most of their time planning and committing, not computing;
+        # run side by side they overlap that. Each goes to its own table root.
         write_raw, write_quarantine = inheritable_thread_target(self.write_raw), inheritable_thread_target(self.write_quarantine)
-        with ThreadPoolExecutor(max_workers=2 * len(self.schemas)) as pool:
+        with ThreadPoolExecutor(max_workers=4) as pool:
             writes = [pool.submit(write_raw, rows, s, batch_id, ingest_time) for s in self.schemas if valid[s]]
             writes += [pool.submit(write_quarantine, rows, s, batch_id, ingest_time) for s in self.schemas if quarantined[s]]
             for write in writes:
                 write.result()
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        """foreachBatch: `batch` is classify's output for the batch's Kafka records."""
         self.running = batch_id
         self.idle.clear()
         try:
@@ -263,38 +249,28 @@ class BatchWriter:
     def _write(self, batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
         ingest_time = datetime.now(timezone.utc)
-        judged = batch.persist(StorageLevel.MEMORY_AND_DISK)
-        cached = [judged]
+        rows = self.classify(batch).persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            vouched = F.col("vouched")
-            counts = judged.groupBy("kafka_topic", "kafka_partition").agg(
-                F.count("*").alias("consumed"),
-                F.count(F.when(vouched, 1)).alias("vouched"),
-                F.min("kafka_offset").alias("first"),
-                F.max("kafka_offset").alias("last"),
-                F.expr("min(unix_millis(kafka_timestamp))").alias("oldest_ms"),
+            partitions = (
+                rows.groupBy("kafka_topic", "kafka_partition")
+                .agg(
+                    F.count("*").alias("consumed"),
+                    F.count(F.when(F.col("reason").isNull(), 1)).alias("valid"),
+                    F.min("kafka_offset").alias("first"),
+                    F.max("kafka_offset").alias("last"),
+                    F.expr("min(unix_millis(kafka_timestamp))").alias("oldest_ms"),
+                )
+                .collect()
             )
-            partitions = counts.collect()
             source_of = {t: s for s, t in self.topics.items()}
             valid = dict.fromkeys(self.schemas, 0)
             quarantined = dict.fromkeys(self.schemas, 0)
             offsets: dict[str, dict[str, dict[str, int]]] = {}
             for p in partitions:
                 source = source_of[p.kafka_topic]
-                valid[source] += p.vouched
-                quarantined[source] += p.consumed - p.vouched
+                valid[source] += p.valid
+                quarantined[source] += p.consumed - p.valid
                 offsets.setdefault(p.kafka_topic, {})[str(p.kafka_partition)] = {"start": p.first, "end": p.last + 1}
-            columns = [*KAFKA_COLUMNS, "key", "value", "source", "reason", "error_kind", "date", "hour", *[f"typed_{s}" for s in self.schemas]]
-            rows = judged.withColumn("reason", F.lit(None).cast("string")).withColumn("error_kind", F.lit(None).cast("string"))
-            if any(quarantined.values()):
-                # Usually none: only what the SQL checks could not vouch for meets Python.
-                checked = self.check_in_python(judged.where(~vouched)).persist(StorageLevel.MEMORY_AND_DISK)
-                cached.append(checked)
-                for p in checked.groupBy("source").agg(F.count(F.when(F.col("reason").isNull(), 1)).alias("valid")).collect():
-                    valid[p.source] += p.valid
-                    quarantined[p.source] -= p.valid
-                rows = rows.where(vouched).select(columns).unionByName(checked.select(columns))
-            rows = rows.select(columns)
             for attempt in (1, 2):
                 try:
                     self._write_files(rows, batch_id, ingest_time, valid, quarantined)
@@ -307,8 +283,7 @@ class BatchWriter:
                         raise
                     log(f"batch {batch_id}: a write failed while stopping; writing the batch again")
         finally:
-            for frame in cached:
-                frame.unpersist()
+            rows.unpersist()
         oldest = min((p.oldest_ms for p in partitions), default=None)
         progress = {
             "batch_id": batch_id,
@@ -436,7 +411,7 @@ def run(spark: SparkSession, args: argparse.Namespace, env: Mapping[str, str]) -
         reader = reader.option("maxOffsetsPerTrigger", args.max_offsets_per_trigger)
     batch_writer = BatchWriter(schemas, topics, args.lake_root, fs, args.progress_file, args.max_record_bytes, stop, args.raw_root, args.quarantine_root)
     stream = (
-        batch_writer.classify(reader.load())
+        reader.load()
         .writeStream.queryName("smartcity-ingest")
         .option("checkpointLocation", args.checkpoint)
         .foreachBatch(batch_writer)

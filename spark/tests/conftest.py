@@ -93,8 +93,7 @@ def land(spark, schemas):
             rows.append((topic, 0, offsets[topic], datetime.now(timezone.utc), b"key", bytearray(value)))
             offsets[topic] += 1
         frame = spark.createDataFrame(rows, "topic string, partition int, offset long, timestamp timestamp, key binary, value binary")
-        writer = BatchWriter(schemas, topics, str(lake), LakeFS(spark), str(lake / "_progress" / "ingest.jsonl"), MIB)
-        writer(writer.classify(frame), batch_id)
+        BatchWriter(schemas, topics, str(lake), LakeFS(spark), str(lake / "_progress" / "ingest.jsonl"), MIB)(frame, batch_id)
 
     return write
 
