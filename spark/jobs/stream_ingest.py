@@ -60,7 +60,10 @@ def kafka_secret(secret_id: str, client=None) -> tuple[str, str]:
     if client is None:
         import boto3  # only the aws target needs it; EMR ships it
 
-        client = boto3.client("secretsmanager")
+        # An ARN names its region; EMR steps do not always have a default region configured.
+        parts = secret_id.split(":")
+        region = parts[3] if secret_id.startswith("arn:") and len(parts) > 3 and parts[3] else None
+        client = boto3.client("secretsmanager", **({"region_name": region} if region else {}))
     try:
         value = json.loads(client.get_secret_value(SecretId=secret_id)["SecretString"])
     except (KeyError, ValueError, TypeError) as err:

@@ -87,3 +87,16 @@ def test_curate_under_glue_takes_layer_roots_without_a_lake_root(monkeypatch):
         {},
     )
     assert (args.raw_root, args.curated_root, args.schemas_dir, args.summary_path) == ("s3://sc-raw/raw/", "s3://sc-curated/curated/", "s3://sc-artifacts/spark/schemas/", summary)
+
+
+def test_the_secret_is_read_in_the_region_its_arn_names(monkeypatch):
+    made = []
+
+    def client(service, **kwargs):
+        made.append((service, kwargs))
+        return FakeSecrets('{"username": "u", "password": "p"}')
+
+    monkeypatch.setitem(sys.modules, "boto3", types.SimpleNamespace(client=client))
+    assert kafka_secret(SECRET_ARN) == ("u", "p")
+    assert kafka_secret("smartcity/kafka") == ("u", "p")
+    assert made == [("secretsmanager", {"region_name": "eu-west-2"}), ("secretsmanager", {})]
