@@ -19,6 +19,7 @@ import {
   type Column,
   type LakeFile,
 } from './duckdb';
+import { describeChange, diffColumns } from './lake';
 import type { CrawlResult, Layer, TimeWindow } from './types';
 
 const LAYERS: readonly Layer[] = ['raw', 'curated'];
@@ -68,33 +69,6 @@ const SCHEMA = [
 
 export function catalogPath(config: Config): string {
   return join(config.dataDir, 'catalog.duckdb');
-}
-
-export interface SchemaChange {
-  change: 'new column' | 'type change' | 'dropped column';
-  column: string;
-  oldType: string | null;
-  newType: string | null;
-}
-
-export function describeChange(table: string, c: SchemaChange): string {
-  if (c.change === 'type change') return `${table}: type change ${c.column} ${c.oldType} → ${c.newType}`;
-  return `${table}: ${c.change} ${c.column} ${c.newType ?? c.oldType}`;
-}
-
-export function diffColumns(before: Column[], after: Column[]): SchemaChange[] {
-  const old = new Map(before.map((c) => [c.name, c.type]));
-  const now = new Map(after.map((c) => [c.name, c.type]));
-  const changes: SchemaChange[] = [];
-  for (const { name, type } of after) {
-    const was = old.get(name);
-    if (was === undefined) changes.push({ change: 'new column', column: name, oldType: null, newType: type });
-    else if (was !== type) changes.push({ change: 'type change', column: name, oldType: was, newType: type });
-  }
-  for (const { name, type } of before) {
-    if (!now.has(name)) changes.push({ change: 'dropped column', column: name, oldType: type, newType: null });
-  }
-  return changes;
 }
 
 /** Folders under the layer that are tables (one per source); Spark's `_…`/`.…` folders are not. */

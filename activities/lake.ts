@@ -45,3 +45,31 @@ export function hourPartitions(window: Window): string[] {
   }
   return dirs;
 }
+
+/** How a table's columns changed between two crawls (both targets' catalogs report it alike). */
+export interface SchemaChange {
+  change: 'new column' | 'type change' | 'dropped column';
+  column: string;
+  oldType: string | null;
+  newType: string | null;
+}
+
+export function describeChange(table: string, c: SchemaChange): string {
+  if (c.change === 'type change') return `${table}: type change ${c.column} ${c.oldType} → ${c.newType}`;
+  return `${table}: ${c.change} ${c.column} ${c.newType ?? c.oldType}`;
+}
+
+export function diffColumns(before: Column[], after: Column[]): SchemaChange[] {
+  const old = new Map(before.map((c) => [c.name, c.type]));
+  const now = new Map(after.map((c) => [c.name, c.type]));
+  const changes: SchemaChange[] = [];
+  for (const { name, type } of after) {
+    const was = old.get(name);
+    if (was === undefined) changes.push({ change: 'new column', column: name, oldType: null, newType: type });
+    else if (was !== type) changes.push({ change: 'type change', column: name, oldType: was, newType: type });
+  }
+  for (const { name, type } of before) {
+    if (!now.has(name)) changes.push({ change: 'dropped column', column: name, oldType: type, newType: null });
+  }
+  return changes;
+}

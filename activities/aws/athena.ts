@@ -13,7 +13,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import { SOURCES, type Source } from '../../schemas';
 import { EVENT_ID, EVENT_TIME, hourPartitions, parseWindow, type Window } from '../lake';
-import { examples, rulesOf } from '../queries';
+import { examples, rulesOf } from '../../schemas/column-rules';
 import type { PipelineActivities, QualityCheck, QualityResult, SourceCounts, TimeWindow } from '../types';
 import type { AwsDeps } from './clients';
 import { awsCall } from './errors';

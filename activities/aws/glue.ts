@@ -18,8 +18,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import { z } from 'zod';
 import { SOURCES, type Source } from '../../schemas';
-import { describeChange, diffColumns } from '../catalog';
-import { hourPartitions, parseWindow, type Column } from '../lake';
+import { describeChange, diffColumns, hourPartitions, parseWindow, type Column } from '../lake';
 import type { CrawlResult, CurateResult, Layer, PipelineActivities, SourceCounts, TimeWindow } from '../types';
 import type { AwsDeps } from './clients';
 import { awsCall, awsFailure, classifyAwsError } from './errors';

@@ -16,7 +16,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import { SOURCES, type Source } from '../../schemas';
 import { EVENT_ID, EVENT_TIME, hourPartitions, parseWindow, type Window } from '../lake';
-import { bounds, rulesOf, type ColumnRule } from '../queries';
+import { bounds, rulesOf, type ColumnRule } from '../../schemas/column-rules';
 import type { LoadResult, PipelineActivities, SourceCounts, TimeWindow } from '../types';
 import { catalogTables, sqlString, tableName, timestampLiteral, type CatalogColumn } from './athena';
 import type { AwsDeps } from './clients';

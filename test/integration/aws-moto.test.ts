@@ -17,7 +17,7 @@ import { runRemoteOperation } from '../../activities/aws/operation';
 import { curateSummaryKey } from '../../activities/aws/s3';
 import { redshiftActivities, statementRows, warehouseQualityOperation } from '../../activities/aws/redshift';
 import { parseWindow } from '../../activities/duckdb';
-import { rulesOf } from '../../activities/queries';
+import { rulesOf } from '../../schemas/column-rules';
 import { runActivity } from '../helpers/aws-mock';
 import {
   athenaResults,

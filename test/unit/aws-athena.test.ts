@@ -20,7 +20,7 @@ import {
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { athenaActivities } from '../../activities/aws/athena';
 import { SOURCES, type Source } from '../../schemas';
-import { rulesOf } from '../../activities/queries';
+import { rulesOf } from '../../schemas/column-rules';
 import { mockedAwsDeps, runActivity, sdkError, type AwsMocks } from '../helpers/aws-mock';
 
 const window = { from: '2026-03-02T12:00:00.000Z', to: '2026-03-02T12:05:00.000Z' };

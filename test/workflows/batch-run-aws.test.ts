@@ -19,7 +19,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { loadConfig } from '../../config';
 import { awsActivities } from '../../activities/aws';
 import { curateSummaryKey } from '../../activities/aws/s3';
-import { rulesOf } from '../../activities/queries';
+import { rulesOf } from '../../schemas/column-rules';
 import { batchRun } from '../../workflows';
 import { createTimeSkippingEnv } from '../helpers/temporal';
 import {
