@@ -14,12 +14,14 @@ import { isAlive, portIsFree } from '../../stack/processes';
 import { runCli } from '../helpers/cli';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'smartcity-stack-test-'));
+// Moved with the other test ports by SMARTCITY_TEST_PORT_OFFSET (scripts/test.sh).
+const offset = Number(process.env.SMARTCITY_TEST_PORT_OFFSET ?? 0);
 const env = {
   SMARTCITY_DATA_DIR: dataDir,
-  SMARTCITY_TEMPORAL_PORT: '37233',
-  SMARTCITY_TEMPORAL_UI_PORT: '38233',
-  SMARTCITY_KAFKA_PORT: '39092',
-  SMARTCITY_KAFKA_CONTROLLER_PORT: '39093',
+  SMARTCITY_TEMPORAL_PORT: String(37233 + offset),
+  SMARTCITY_TEMPORAL_UI_PORT: String(38233 + offset),
+  SMARTCITY_KAFKA_PORT: String(39092 + offset),
+  SMARTCITY_KAFKA_CONTROLLER_PORT: String(39093 + offset),
 };
 const config: Config = loadConfig({ ...process.env, ...env });
 const ports = Object.values(config.ports);
@@ -129,7 +131,7 @@ describe('smartcity stack', () => {
     test('up fails with an error naming the port and starts nothing', async () => {
       await assert.rejects(stackUp(config), (err: Error) => {
         assert.ok(err instanceof PortInUseError);
-        assert.match(err.message, /port 39092 \(Kafka\) is already in use/);
+        assert.match(err.message, new RegExp(`port ${config.ports.kafka} \\(Kafka\\) is already in use`));
         assert.match(err.message, /SMARTCITY_KAFKA_PORT/);
         return true;
       });
