@@ -1,9 +1,9 @@
 """Checks one Kafka record against its contract and says, in words a person can act on, why not.
 
-Runs in a Python UDF on the executors. Validation happens on the decoded JSON (not on what
-from_json makes of it), so a field of the wrong type is reported as such instead of turning into
-a null. A valid record comes back as normalised JSON holding only the contract's fields, with
-integers as integers, for from_json to read; the job still checks that nothing got lost there.
+Runs inside the ingest job's tasks on the executors. Validation happens on the decoded JSON, so a
+field of the wrong type is reported as such instead of turning into a null. A valid record comes
+back normalised: only the contract's fields, integers as integers, numbers as floats, exactly the
+Python values the raw layer's Parquet columns hold.
 """
 from __future__ import annotations
 
@@ -13,23 +13,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, NamedTuple
 
-from pyspark.sql import types as T
-
 from .schemas import EVENT_TIME, Field, SourceSchema
-
-# What the UDF returns for each record: a reason (null when valid), its kind for counting, and for
-# a valid record the normalised JSON, how many values it holds (from_json must yield as many
-# non-null ones) and the event-time partition (UTC).
-CHECK_TYPE = T.StructType(
-    [
-        T.StructField("reason", T.StringType()),
-        T.StructField("error_kind", T.StringType()),
-        T.StructField("event_json", T.StringType()),
-        T.StructField("values", T.IntegerType()),
-        T.StructField("date", T.StringType()),
-        T.StructField("hour", T.StringType()),
-    ]
-)
 
 MIB = 1024 * 1024
 _INT64 = (-(2**63), 2**63 - 1)
@@ -39,10 +23,13 @@ _DATE_TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(
 
 
 class Check(NamedTuple):
+    """A verdict: a reason and its kind for counting (both None when valid), and for a valid record
+    the normalised event, its event time (UTC) and the event-time partition it belongs to."""
+
     reason: str | None
     error_kind: str | None
-    event_json: str | None = None
-    values: int | None = None
+    event: dict | None = None
+    event_time: datetime | None = None
     date: str | None = None
     hour: str | None = None
 
@@ -95,7 +82,8 @@ class _InvalidJson(ValueError):
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict:
-    # Parsers disagree on which duplicate wins; refusing them keeps Python's view and Spark's equal.
+    # Parsers disagree on which duplicate wins; refusing them means no other reader of the record can
+    # see another event than the one validated.
     out = {}
     for key, value in pairs:
         if key in out:
@@ -109,7 +97,7 @@ def _no_constants(name: str) -> Any:
 
 
 class RecordValidator:
-    """Picklable: built on the driver from the contracts, shipped inside the UDF."""
+    """Picklable: built on the driver from the contracts, shipped with each micro-batch's tasks."""
 
     def __init__(self, schemas: Mapping[str, SourceSchema], topics: Mapping[str, str], max_record_bytes: int):
         self.schemas = dict(schemas)
@@ -148,11 +136,7 @@ class RecordValidator:
         if problems:
             return Check("; ".join(reason for _, reason in problems), problems[0][0])
         instant = parse_date_time(event[EVENT_TIME]).astimezone(timezone.utc)
-        return Check(None, None, json.dumps(event, separators=(",", ":")), _count_values(event), f"{instant:%Y-%m-%d}", f"{instant:%H}")
-
-
-def _count_values(event: dict) -> int:
-    return sum(_count_values(v) if isinstance(v, dict) else 1 for v in event.values())
+        return Check(None, None, event, instant, f"{instant:%Y-%m-%d}", f"{instant:%H}")
 
 
 def _check_object(fields: tuple[Field, ...], doc: dict, problems: list[tuple[str, str]]) -> dict:
@@ -192,7 +176,10 @@ def _check_value(field: Field, value: Any, problems: list[tuple[str, str]]) -> A
     if field.enum is not None and value not in field.enum:
         allowed = ", ".join(_show(v) for v in field.enum)
         problems.append(("not_allowed", f"{field.path}: {_show(value)} is not one of {allowed}"))
-    return value if len(problems) == before else None
+    if len(problems) > before:
+        return None
+    # A number field is a double column; the checks above saw the exact integer.
+    return float(value) if field.type == "number" else value
 
 
 def _check_number(field: Field, value: int | float, problems: list[tuple[str, str]]) -> None:
