@@ -32,10 +32,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from pyspark import TaskContext
+from pyspark import Broadcast, TaskContext
 from pyspark.sql import types as T
 
-from .schemas import RAW_METADATA, Field, SourceSchema
+from .schemas import RAW_METADATA, SourceSchema
 from .validation import RecordValidator
 
 # The Kafka columns a task reads, in this order, and the one summary row it returns.
@@ -82,17 +82,12 @@ def raw_schema(schema: SourceSchema) -> pa.Schema:
     return pa.schema([*(pa.field(leaf.column, _ARROW_TYPES[leaf.json_type]) for leaf in schema.leaves()), *_RAW_METADATA])
 
 
-def _getter(leaf: Field) -> Callable[[dict], object]:
-    parts = leaf.path.split(".")
-    if len(parts) == 1:
-        return lambda event: event.get(parts[0])
-
-    def get(event: dict):
-        for part in parts:
-            event = event.get(part) if event is not None else None
-        return event
-
-    return get
+def _column_values(events: list[dict], path: tuple[str, ...]) -> list:
+    """One leaf of every event, None where an optional field (or its parent object) is absent."""
+    values: list = events
+    for part in path:
+        values = [None if v is None else v.get(part) for v in values]
+    return values
 
 
 class LakeDir:
@@ -188,7 +183,8 @@ class Intents:
 
 
 class BatchLayout:
-    """Everything a task needs to land records, built once on the driver."""
+    """Everything a task needs to land records: built once on the driver, broadcast once to the
+    executors (each Python worker unpickles it once, not once per task)."""
 
     def __init__(self, schemas: Mapping[str, SourceSchema], topics: Mapping[str, str], validator: RecordValidator,
                  roots: Mapping[str, str], checkpoint: str):
@@ -197,7 +193,7 @@ class BatchLayout:
         self.roots = {layer: LakeDir(root) for layer, root in roots.items()}
         self.intents = Intents(checkpoint)
         self.raw_schemas = {source: raw_schema(schema) for source, schema in schemas.items()}
-        self.getters = {source: [_getter(leaf) for leaf in schema.leaves()] for source, schema in schemas.items()}
+        self.leaf_paths = {source: [tuple(leaf.path.split(".")) for leaf in schema.leaves()] for source, schema in schemas.items()}
 
     def discard_uncommitted(self, committed: Callable[[int], bool]) -> list[int]:
         """Deletes what batches Spark did not commit wrote (a restart replays them) and the intents
@@ -222,13 +218,14 @@ class BatchLanding:
     """The mapInArrow function of one micro-batch: Arrow batches of Kafka rows in, one summary row
     out. Made per micro-batch on the driver (it carries the batch id and ingest time)."""
 
-    def __init__(self, layout: BatchLayout, batch_id: int, ingest_time: datetime, run_id: str):
-        self.layout = layout
+    def __init__(self, layout: Broadcast, batch_id: int, ingest_time: datetime, run_id: str):
+        self.shared_layout = layout
         self.batch_id = batch_id
         self.ingest_micros = epoch_micros(ingest_time)
         self.run_id = run_id
 
     def __call__(self, chunks: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        self.layout = self.shared_layout.value
         task = TaskContext.get().partitionId()
         summary = TaskSummary()
         chunk_no = 0
@@ -301,7 +298,7 @@ class BatchLanding:
 
     def _raw_table(self, chunk: pa.RecordBatch, source: str, indices: list[int], events: list[dict]) -> pa.Table:
         schema = self.layout.raw_schemas[source]
-        leaves = [pa.array([get(e) for e in events], field.type) for get, field in zip(self.layout.getters[source], schema)]
+        leaves = [pa.array(_column_values(events, path), field.type) for path, field in zip(self.layout.leaf_paths[source], schema)]
         return pa.Table.from_arrays([*leaves, *self._kafka_columns(chunk, indices)], schema=schema)
 
     def _quarantine_table(self, chunk: pa.RecordBatch, records: list[tuple[int, str, str]]) -> pa.Table:
