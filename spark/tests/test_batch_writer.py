@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import events as E
+from smartcity_spark import runtime
+from smartcity_spark.runtime import LakeFS
 
 
 def _progress(lake) -> list[dict]:
@@ -80,3 +83,13 @@ def test_every_record_is_either_valid_or_quarantined(spark, tmp_path, land, sche
     assert all(isinstance(ms, int) and ms >= 0 for ms in line["phases"].values())
     reasons = spark.read.parquet(str(lake / "quarantine" / "gps")).select("reason").orderBy("kafka_offset").first().reason
     assert reasons == "headingDeg: 400 is not below the exclusive maximum 360"
+
+
+def test_a_progress_file_on_an_object_store_keeps_the_last_100_lines(spark, tmp_path, monkeypatch):
+    """An object cannot be appended to: every line rewrites the file, which must stay bounded."""
+    monkeypatch.setattr(runtime, "is_local", lambda path: False)
+    fs = LakeFS(spark)
+    path = str(tmp_path / "_progress" / "ingest.jsonl")
+    for batch_id in range(130):
+        fs.append_line(path, json.dumps({"batch_id": batch_id}))
+    assert [json.loads(line)["batch_id"] for line in Path(path).read_text().splitlines()] == list(range(30, 130))
