@@ -168,14 +168,11 @@ class Intents:
         return sorted(int(name) for name in self.dir.children() if name.isdigit())
 
     def files(self, batch_id: int) -> list[tuple[str, str]]:
+        # An intent is written whole or not at all (see LakeDir._put); a hidden .tmp is not read.
         out = []
         for name in self.dir.children(str(batch_id)):
             if name.endswith(".json"):
-                try:
-                    out += [tuple(pair) for pair in json.loads(self.dir.read_text(f"{batch_id}/{name}"))]
-                except ValueError:
-                    # Torn while being written: its task died before writing any data file.
-                    continue
+                out += [tuple(pair) for pair in json.loads(self.dir.read_text(f"{batch_id}/{name}"))]
         return out
 
     def forget(self, batch_id: int) -> None:
