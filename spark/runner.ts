@@ -119,6 +119,12 @@ export type IngestProgress = {
   /** topic → partition → offsets [start, end) of the batch. */
   offsets: Record<string, Record<string, { start: number; end: number }>>;
   freshness_ms: number | null;
+  /** Per source with valid events in the batch: the newest event time, ISO UTC. */
+  newest_event_time: Partial<Record<Source, string>>;
+  /** Per source with rejected records in the batch: their count per error kind. */
+  quarantined_kinds: Partial<Record<Source, Record<string, number>>>;
+  /** Milliseconds per phase: plan, job, read, classify, write, report (spark/README.md says what each covers). */
+  phases: Record<string, number>;
 };
 
 export interface SparkJobStatus {
