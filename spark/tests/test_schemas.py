@@ -29,9 +29,8 @@ def test_lake_columns_are_snake_case_with_the_location_flattened(schemas):
     assert vehicle.raw_struct["year"].dataType == T.LongType()
     assert vehicle.raw_struct["event_time"].dataType == T.StringType()
     assert vehicle.curated_struct["event_time"].dataType == T.TimestampType()
-    assert vehicle.json_struct["location"].dataType == T.StructType(
-        [T.StructField("lat", T.DoubleType()), T.StructField("lon", T.DoubleType())])
-    assert vehicle.json_struct.names[-1] == "journeyStatus"
+    assert (vehicle.raw_struct["lat"].dataType, vehicle.raw_struct["lon"].dataType) == (T.DoubleType(), T.DoubleType())
+    assert vehicle.raw_struct.names[-1] == "journey_status"
     assert schemas["weather"].payload_columns == [
         "temperature_c", "condition", "precipitation_mm", "wind_speed_kmh", "humidity_pct", "air_quality_index"]
     assert [snake_case(n) for n in ("airQualityIndex", "eventId", "URLPath", "lat")] == ["air_quality_index", "event_id", "url_path", "lat"]
