@@ -9,7 +9,7 @@ import { benchStream } from './stream';
 
 const BENCHES: Record<string, { summary: string; run: () => Promise<unknown> }> = {
   producer: { summary: 'smartcity EventProducer vs kafka-producer-perf-test (events/s, MB/s, acks=all)', run: () => benchProducer() },
-  stream: { summary: 'Spark ingest job vs a bare Kafka → Parquet copy on local[2] (events/s, freshness p50/p95)', run: () => benchStream() },
+  stream: { summary: 'Spark ingest job vs a bare Kafka → Parquet copy with the same layout, flat copy as floor, on local[2] (events/s, phases, freshness p50/p95/p99)', run: () => benchStream() },
   orchestration: { summary: 'one batch run through Temporal vs the same activities called directly (ratio, history events)', run: () => benchOrchestration() },
 };
 

@@ -51,7 +51,10 @@ export interface IngestArgs {
 }
 
 /** Flags of spark/jobs/bare_copy.py, the benchmark's Kafka → Parquet reference job. */
-export type BareCopyArgs = Pick<IngestArgs, 'lakeRoot' | 'checkpoint' | 'progressFile' | 'brokers' | 'topics' | 'startingOffsets' | 'maxOffsetsPerTrigger' | 'triggerSeconds'>;
+export type BareCopyArgs = Pick<IngestArgs, 'lakeRoot' | 'checkpoint' | 'progressFile' | 'brokers' | 'topics' | 'startingOffsets' | 'maxOffsetsPerTrigger' | 'triggerSeconds'> & {
+  /** partitioned (default): ingest's layout and idempotency, no validation; flat: one folder through Spark's file sink. */
+  layout?: 'partitioned' | 'flat';
+};
 
 /** Flags of spark/jobs/curate.py: one window [from, to) of event time, ISO-8601 UTC. */
 export interface CurateArgs {
@@ -116,6 +119,12 @@ export type IngestProgress = {
   /** topic → partition → offsets [start, end) of the batch. */
   offsets: Record<string, Record<string, { start: number; end: number }>>;
   freshness_ms: number | null;
+  /** Per source with valid events in the batch: the newest event time, ISO UTC. */
+  newest_event_time: Partial<Record<Source, string>>;
+  /** Per source with rejected records in the batch: their count per error kind. */
+  quarantined_kinds: Partial<Record<Source, Record<string, number>>>;
+  /** Milliseconds per phase: plan, job, read, classify, write, report (spark/README.md says what each covers). */
+  phases: Record<string, number>;
 };
 
 export interface SparkJobStatus {
@@ -213,8 +222,12 @@ function jobArgs(config: Config, spec: SparkJobSpec): { flags: string[]; progres
       flag(flags, 'stop-timeout-seconds', args.stopTimeoutSeconds);
       return { flags, progressFile };
     }
-    case 'bare_copy':
-      return streamFlags(config, spec.args ?? {}, 'bare_copy.jsonl');
+    case 'bare_copy': {
+      const args = spec.args ?? {};
+      const { flags, progressFile } = streamFlags(config, args, 'bare_copy.jsonl');
+      flag(flags, 'layout', args.layout);
+      return { flags, progressFile };
+    }
     case 'curate': {
       const args = spec.args;
       const lakeRoot = args.lakeRoot ?? config.lakeRoot;

@@ -1,9 +1,10 @@
 """Streaming ingest: the five Kafka topics → raw Parquet (valid records) and quarantine (the rest).
 
-One query, one foreachBatch. Every micro-batch writes into partitions ending in batch_id=N with
-dynamic partition overwrite. Spark logs a batch's offsets before running it and commits it after,
-so a batch replayed after a crash reads the same records and replaces exactly the files of its
-first attempt: raw and quarantine hold every consumed record once, whatever is killed when.
+One query, one foreachBatch, one Spark job per micro-batch: its tasks validate the records and
+write them into partitions ending in batch_id=N (smartcity_spark.landing). Spark logs a batch's
+offsets before running it and commits it after; a batch replayed after a crash reads the same
+records, and what its first attempt wrote is deleted before the replay writes it again: raw and
+quarantine hold every consumed record once, whatever is killed when.
 
     spark-submit --jars <kafka jars> spark/jobs/stream_ingest.py --lake-root .data/lake
 """
@@ -16,7 +17,7 @@ import signal
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
@@ -26,17 +27,16 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyspark import StorageLevel, inheritable_thread_target
+from pyspark import Broadcast
 from pyspark.errors import StreamingQueryException
 from pyspark.java_gateway import ensure_callback_server_started
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame, SparkSession
 
-from smartcity_spark.runtime import LakeFS, default_lake_root, join, session, ship_package
-from smartcity_spark.schemas import RAW_METADATA, Field, SchemaError, SourceSchema, default_schemas_dir, load_schemas
-from smartcity_spark.validation import CHECK_TYPE, MIB, RecordValidator
+from smartcity_spark.landing import INPUT_COLUMNS, SUMMARY_SCHEMA, BatchLanding, BatchLayout, epoch_micros, from_epoch_micros
+from smartcity_spark.runtime import LakeFS, default_lake_root, iso_utc, join, session, ship_package
+from smartcity_spark.schemas import SchemaError, SourceSchema, default_schemas_dir, load_schemas
+from smartcity_spark.validation import MIB, RecordValidator
 
-KAFKA_COLUMNS = [name for name in RAW_METADATA.names if name.startswith("kafka_")]
 _LOGIN_MODULES = {
     "plain": "org.apache.kafka.common.security.plain.PlainLoginModule",
     "scram-sha-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
@@ -118,37 +118,20 @@ def resolve_topics(schemas: Mapping[str, SourceSchema], pairs: list[str]) -> dic
     return topics
 
 
-def _leaf(struct: Column, field: Field) -> Column:
-    for part in field.path.split("."):
-        struct = struct.getField(part)
-    return struct
-
-
-def unread_fields(schema: SourceSchema, typed: Column, values: Column) -> Column:
-    """Why from_json lost values that passed validation (it turns what it cannot convert into null,
-    silently): fewer non-null fields than the validator emitted. Null when nothing was lost."""
-    leaves = [(leaf.path, _leaf(typed, leaf)) for leaf in schema.leaves()]
-    read = sum((F.when(column.isNotNull(), 1).otherwise(0) for _, column in leaves), F.lit(0))
-    nulls = F.concat_ws(", ", *[F.when(column.isNull(), F.lit(path)) for path, column in leaves])
-    return F.when(
-        read < values,
-        F.format_string("Spark could not read %d value(s) that passed validation; null after from_json: %s", values - read, nulls),
-    )
-
-
 class BatchWriter:
-    """The foreachBatch function: classify every record once, then write and report the batch."""
+    """The foreachBatch function: one Spark job lands the batch (smartcity_spark.landing), then
+    the batch's progress line is appended."""
 
-    def __init__(self, schemas: Mapping[str, SourceSchema], topics: Mapping[str, str], lake_root: str, fs: LakeFS,
-                 progress_file: str, max_record_bytes: int, stopping: threading.Event | None = None,
-                 raw_root: str | None = None, quarantine_root: str | None = None):
+    def __init__(self, schemas: Mapping[str, SourceSchema], topics: Mapping[str, str], fs: LakeFS, *, roots: Mapping[str, str],
+                 checkpoint: str, progress_file: str, max_record_bytes: int, stopping: threading.Event | None = None):
         self.schemas = schemas
-        self.topics = topics
-        # One bucket per layer on S3; under one lake root locally.
-        self.roots = {"raw": raw_root or join(lake_root, "raw"), "quarantine": quarantine_root or join(lake_root, "quarantine")}
         self.fs = fs
+        self.checkpoint = checkpoint
         self.progress_file = progress_file
-        self._check = F.udf(RecordValidator(schemas, topics, max_record_bytes).check, CHECK_TYPE)
+        self.layout = BatchLayout(schemas, topics, RecordValidator(schemas, topics, max_record_bytes), roots, checkpoint)
+        self.shared_layout: Broadcast | None = None
+        # Part of every file name: a new checkpoint (batch ids from 0 again) never overwrites old files.
+        self.run_id: str | None = None
         # For a clean stop: the request, the batch inside foreachBatch now and the last one finished.
         self.stopping = stopping or threading.Event()
         self.abandoning = False
@@ -156,88 +139,6 @@ class BatchWriter:
         self.finished = -1
         self.idle = threading.Event()
         self.idle.set()
-
-    def classify(self, batch: DataFrame) -> DataFrame:
-        """Kafka rows with their source, reason (null = valid), partition values and, per source,
-        the typed event (null unless valid for that source).
-
-        Free of per-batch literals: Spark inlines literals into generated code, and this big
-        projection would be compiled anew for every batch instead of once."""
-        source_of_topic = F.create_map(*[F.lit(x) for source, topic in self.topics.items() for x in (topic, source)])
-        # One task per Kafka partition would mean one Python worker round trip each, mostly for a
-        # handful of records; one per core does the same work with far less overhead.
-        parallelism = batch.sparkSession.sparkContext.defaultParallelism
-        checked = batch.coalesce(parallelism).select(
-            F.col("topic").alias("kafka_topic"),
-            F.col("partition").alias("kafka_partition"),
-            F.col("offset").alias("kafka_offset"),
-            F.col("timestamp").alias("kafka_timestamp"),
-            "key",
-            "value",
-            source_of_topic[F.col("topic")].alias("source"),
-            self._check("value", "topic").alias("check"),
-        )
-        passed = F.col("check.reason").isNull()
-        parsed = checked.select(
-            "*",
-            *[F.when(passed & (F.col("source") == s), F.from_json("check.event_json", sc.json_struct)).alias(f"typed_{s}") for s, sc in self.schemas.items()],
-        )
-        lost = F.coalesce(*[F.when(F.col("source") == s, unread_fields(sc, F.col(f"typed_{s}"), F.col("check.values"))) for s, sc in self.schemas.items()])
-        return parsed.select(
-            *KAFKA_COLUMNS,
-            "key",
-            "value",
-            "source",
-            F.coalesce("check.reason", lost).alias("reason"),
-            F.coalesce(F.col("check.error_kind"), F.when(lost.isNotNull(), F.lit("wrong_type"))).alias("error_kind"),
-            F.col("check.date").alias("date"),
-            F.col("check.hour").alias("hour"),
-            *[f"typed_{s}" for s in self.schemas],
-        )
-
-    def write_raw(self, rows: DataFrame, source: str, batch_id: int, ingest_time: datetime) -> None:
-        typed = F.col(f"typed_{source}")
-        columns = [_leaf(typed, leaf).alias(leaf.column) for leaf in self.schemas[source].leaves()]
-        (
-            rows.where(F.col("reason").isNull() & (F.col("source") == source))
-            .withColumn("ingest_time", F.lit(ingest_time))
-            .select(*columns, *RAW_METADATA.names, "date", "hour", F.lit(batch_id).alias("batch_id"))
-            .write.mode("overwrite")
-            .option("partitionOverwriteMode", "dynamic")
-            .partitionBy("date", "hour", "batch_id")
-            .parquet(join(self.roots["raw"], source))
-        )
-
-    def write_quarantine(self, rows: DataFrame, source: str, batch_id: int, ingest_time: datetime) -> None:
-        (
-            rows.where(F.col("reason").isNotNull() & (F.col("source") == source))
-            .select(
-                F.decode("value", "UTF-8").alias("value"),
-                F.when(F.col("error_kind") == "bad_utf8", F.base64("value")).alias("value_base64"),
-                F.length("value").alias("value_bytes"),
-                F.decode("key", "UTF-8").alias("kafka_key"),
-                *KAFKA_COLUMNS,
-                F.lit(ingest_time).alias("ingest_time"),
-                "reason",
-                "error_kind",
-                F.date_format("kafka_timestamp", "yyyy-MM-dd").alias("date"),
-                F.lit(batch_id).alias("batch_id"),
-            )
-            .write.mode("overwrite")
-            .option("partitionOverwriteMode", "dynamic")
-            .partitionBy("date", "batch_id")
-            .parquet(join(self.roots["quarantine"], source))
-        )
-
-    def _write_files(self, rows: DataFrame, batch_id: int, ingest_time: datetime, valid: dict, quarantined: dict) -> None:
-        # Ten small write jobs spend most of their time planning and committing, not computing;
-        # run side by side they overlap that. Each goes to its own table root.
-        write_raw, write_quarantine = inheritable_thread_target(self.write_raw), inheritable_thread_target(self.write_quarantine)
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            writes = [pool.submit(write_raw, rows, s, batch_id, ingest_time) for s in self.schemas if valid[s]]
-            writes += [pool.submit(write_quarantine, rows, s, batch_id, ingest_time) for s in self.schemas if quarantined[s]]
-            for write in writes:
-                write.result()
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         self.running = batch_id
@@ -249,55 +150,79 @@ class BatchWriter:
             self.running = None
             self.idle.set()
 
+    def _land(self, batch: DataFrame, batch_id: int, ingest_time: datetime) -> tuple[list[dict], float]:
+        """Runs the batch's one Spark job; returns the tasks' summaries and when the job started."""
+        if self.run_id is None:
+            # Spark writes the query's id into the checkpoint before it runs the first batch.
+            self.run_id = json.loads(self.fs.read_text(join(self.checkpoint, "metadata")).splitlines()[0])["id"]
+            self.shared_layout = batch.sparkSession.sparkContext.broadcast(self.layout)
+        self.layout.forget_intents_before(batch_id)
+        # One task per Kafka partition would mean one Python round trip each, mostly for a handful
+        # of records; one per core does the same work with far less overhead.
+        rows = batch.select(*INPUT_COLUMNS).coalesce(batch.sparkSession.sparkContext.defaultParallelism)
+        job = rows.mapInArrow(BatchLanding(self.shared_layout, batch_id, ingest_time, self.run_id), SUMMARY_SCHEMA)
+        retried = False
+        while True:
+            submitted = time.monotonic()
+            try:
+                return [json.loads(row.summary) for row in job.collect()], submitted
+            except Exception:
+                # A stop signal sent to the whole process group also reaches the Python workers
+                # that run the batch's tasks. Landing is idempotent, so the batch is landed once
+                # more rather than abandoned.
+                if retried or not self.stopping.is_set() or self.abandoning:
+                    raise
+                retried = True
+                log(f"batch {batch_id}: a task failed while stopping; landing the batch again")
+
     def _write(self, batch: DataFrame, batch_id: int) -> None:
         started = time.monotonic()
         ingest_time = datetime.now(timezone.utc)
-        rows = self.classify(batch).persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            partitions = (
-                rows.groupBy("kafka_topic", "kafka_partition")
-                .agg(
-                    F.count("*").alias("consumed"),
-                    F.count(F.when(F.col("reason").isNull(), 1)).alias("valid"),
-                    F.min("kafka_offset").alias("first"),
-                    F.max("kafka_offset").alias("last"),
-                    F.expr("min(unix_millis(kafka_timestamp))").alias("oldest_ms"),
-                )
-                .collect()
-            )
-            source_of = {t: s for s, t in self.topics.items()}
-            valid = dict.fromkeys(self.schemas, 0)
-            quarantined = dict.fromkeys(self.schemas, 0)
-            offsets: dict[str, dict[str, dict[str, int]]] = {}
-            for p in partitions:
-                source = source_of[p.kafka_topic]
-                valid[source] += p.valid
-                quarantined[source] += p.consumed - p.valid
-                offsets.setdefault(p.kafka_topic, {})[str(p.kafka_partition)] = {"start": p.first, "end": p.last + 1}
-            for attempt in (1, 2):
-                try:
-                    self._write_files(rows, batch_id, ingest_time, valid, quarantined)
-                    break
-                except Exception:
-                    # A stop signal sent to the whole process group also kills the helpers that
-                    # Hadoop's local file system forks (chmod) at that instant. The writes are
-                    # idempotent, so the batch is written once more rather than abandoned.
-                    if attempt == 2 or not self.stopping.is_set() or self.abandoning:
-                        raise
-                    log(f"batch {batch_id}: a write failed while stopping; writing the batch again")
-        finally:
-            rows.unpersist()
-        oldest = min((p.oldest_ms for p in partitions), default=None)
+        summaries, submitted = self._land(batch, batch_id, ingest_time)
+        landed = time.monotonic()
+        valid = dict.fromkeys(self.schemas, 0)
+        quarantined = dict.fromkeys(self.schemas, 0)
+        kinds: dict[str, Counter] = {}
+        newest: dict[str, int] = {}
+        partitions: dict[str, dict[str, list[int]]] = {}
+        task_ms = Counter()
+        for summary in summaries:
+            for source, n in summary["valid"].items():
+                valid[source] += n
+            for source, n in summary["quarantined"].items():
+                quarantined[source] += n
+            for source, counts in summary["kinds"].items():
+                kinds.setdefault(source, Counter()).update(counts)
+            for source, micros in summary["newest"].items():
+                newest[source] = max(micros, newest.get(source, micros))
+            for topic, stats in summary["partitions"].items():
+                for partition, (count, first, last, oldest) in stats.items():
+                    known = partitions.setdefault(topic, {}).get(partition)
+                    partitions[topic][partition] = [count, first, last, oldest] if known is None else [
+                        known[0] + count, min(known[1], first), max(known[2], last), min(known[3], oldest)]
+            task_ms.update(summary["ms"])
+        oldest_ms = min((stats[3] // 1000 for parts in partitions.values() for stats in parts.values()), default=None)
+        ingest_ms = epoch_micros(ingest_time) // 1000
         progress = {
             "batch_id": batch_id,
-            "ingest_time": ingest_time.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "duration_ms": round((time.monotonic() - started) * 1000),
-            "consumed": sum(p.consumed for p in partitions),
+            "ingest_time": iso_utc(ingest_time),
+            "duration_ms": 0,
+            "consumed": sum(stats[0] for parts in partitions.values() for stats in parts.values()),
             "valid": valid,
             "quarantined": quarantined,
-            "offsets": offsets,
-            "freshness_ms": None if oldest is None else round(ingest_time.timestamp() * 1000) - oldest,
+            "offsets": {topic: {p: {"start": s[1], "end": s[2] + 1} for p, s in parts.items()} for topic, parts in partitions.items()},
+            "freshness_ms": None if oldest_ms is None else ingest_ms - oldest_ms,
+            "newest_event_time": {source: iso_utc(from_epoch_micros(micros)) for source, micros in newest.items()},
+            "quarantined_kinds": {source: dict(counts) for source, counts in kinds.items()},
+            "phases": {
+                "plan": round((submitted - started) * 1000),
+                "job": round((landed - submitted) * 1000),
+                **{phase: round(seconds * 1000) for phase, seconds in task_ms.items()},
+            },
         }
+        finished = time.monotonic()
+        progress["phases"]["report"] = round((finished - landed) * 1000)
+        progress["duration_ms"] = round((finished - started) * 1000)
         self.fs.append_line(self.progress_file, json.dumps(progress, separators=(",", ":")))
 
 
@@ -396,12 +321,12 @@ def run(spark: SparkSession, args: argparse.Namespace, env: Mapping[str, str]) -
     sasl = (args.kafka_sasl_mechanism, *kafka_secret(args.kafka_secret_id)) if args.kafka_secret_id else None
     options = kafka_options(args.brokers, args.kafka_option, env, sasl)
     ship_package(spark)
-    # A killed batch leaves its dynamic-overwrite staging folder behind; its replay writes anew.
-    for root in (args.raw_root, args.quarantine_root):
-        for source in schemas:
-            for stale in fs.glob(join(root, source, ".spark-staging-*")):
-                fs.delete(stale)
     stop = threading.Event()
+    batch_writer = BatchWriter(schemas, topics, fs, roots={"raw": args.raw_root, "quarantine": args.quarantine_root}, checkpoint=args.checkpoint,
+                               progress_file=args.progress_file, max_record_bytes=args.max_record_bytes, stopping=stop)
+    discarded = batch_writer.layout.discard_uncommitted(lambda batch_id: fs.exists(join(args.checkpoint, "commits", str(batch_id))))
+    if discarded:
+        log(f"deleted the files of batch(es) {', '.join(map(str, discarded))}, not committed when the job last stopped; Spark replays them")
     install_stop_handlers(spark, stop)
 
     reader = (
@@ -412,7 +337,6 @@ def run(spark: SparkSession, args: argparse.Namespace, env: Mapping[str, str]) -
     )
     if args.max_offsets_per_trigger:
         reader = reader.option("maxOffsetsPerTrigger", args.max_offsets_per_trigger)
-    batch_writer = BatchWriter(schemas, topics, args.lake_root, fs, args.progress_file, args.max_record_bytes, stop, args.raw_root, args.quarantine_root)
     stream = (
         reader.load()
         .writeStream.queryName("smartcity-ingest")

@@ -7,6 +7,7 @@ import atexit
 import os
 import shutil
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlparse
@@ -51,12 +52,21 @@ def default_lake_root(env: Mapping[str, str]) -> str:
     return str((data_dir if data_dir.is_absolute() else REPO_ROOT / data_dir) / "lake")
 
 
+def iso_utc(t: datetime) -> str:
+    """An aware datetime as the progress lines write instants: ISO-8601 UTC, milliseconds, Z."""
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def join(root: str, *parts: str) -> str:
     return "/".join([root.rstrip("/"), *parts])
 
 
 def is_local(path: str) -> bool:
     return urlparse(path).scheme in ("", "file")
+
+
+# What a progress file on an object store keeps: it cannot be appended to, so every line rewrites it.
+KEPT_PROGRESS_LINES = 100
 
 
 class LakeFS:
@@ -104,9 +114,11 @@ class LakeFS:
             with open(local, "a", encoding="utf-8") as f:
                 f.write(line + "\n")
             return
-        # Object stores cannot append: rewrite the whole file (keep such a file short or local).
-        previous = self.read_text(path) if self.exists(path) else ""
-        self.write_text(path, previous + line + "\n")
+        # Object stores cannot append: the file is rewritten with the newest lines only, so its
+        # size stays bounded and its last complete line is always the latest.
+        previous = self.read_text(path).splitlines() if self.exists(path) else []
+        kept = [*[p for p in previous if p.strip()], line][-KEPT_PROGRESS_LINES:]
+        self.write_text(path, "\n".join(kept) + "\n")
 
     def read_json_dir(self, path: str) -> dict[str, str]:
         """{file name: text} of the *.json files in a folder (the schema folder)."""

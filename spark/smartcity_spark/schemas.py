@@ -74,8 +74,7 @@ class Field:
 
     @property
     def json_type(self) -> T.DataType:
-        if self.type == "object":
-            return T.StructType([T.StructField(c.name, c.json_type) for c in self.children])
+        """The Spark type of a leaf's value as sent."""
         return _SPARK_TYPES[self.type]
 
     @property
@@ -105,11 +104,6 @@ class SourceSchema:
 
     def leaves(self) -> list[Field]:
         return [leaf for f in self.fields for leaf in f.leaves()]
-
-    @property
-    def json_struct(self) -> T.StructType:
-        """The event as from_json reads it: camelCase names, the location as a nested struct."""
-        return T.StructType([T.StructField(f.name, f.json_type) for f in self.fields])
 
     @property
     def raw_struct(self) -> T.StructType:

@@ -35,6 +35,8 @@ SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
 TOPIC_MAX_BYTES = 3 * 1024 * 1024
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+# The in-process session's Python workers run the ingest job's tasks, which need this venv's pyarrow.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 # PySpark hands timestamps to Python as naive local times; with the process in UTC they read as
 # the UTC instants the lake holds.
 os.environ["TZ"] = "UTC"
@@ -81,11 +83,11 @@ def schemas():
 @pytest.fixture(scope="session")
 def land(spark, schemas):
     """Runs the ingest job's batch writer on records as Kafka would deliver them, no broker needed:
-    land(lake, [event dict or (source, value bytes), …], batch_id)."""
+    land(lake, [event dict or (source, value bytes), …], batch_id) → the BatchWriter it used."""
     topics = {source: schema.topic for source, schema in schemas.items()}
     offsets = Counter()
 
-    def write(lake: Path, records: list, batch_id: int) -> None:
+    def write(lake: Path, records: list, batch_id: int, max_record_bytes: int = MIB) -> BatchWriter:
         rows = []
         for record in records:
             source, value = (record["source"], json.dumps(record).encode()) if isinstance(record, dict) else record
@@ -93,7 +95,16 @@ def land(spark, schemas):
             rows.append((topic, 0, offsets[topic], datetime.now(timezone.utc), b"key", bytearray(value)))
             offsets[topic] += 1
         frame = spark.createDataFrame(rows, "topic string, partition int, offset long, timestamp timestamp, key binary, value binary")
-        BatchWriter(schemas, topics, str(lake), LakeFS(spark), str(lake / "_progress" / "ingest.jsonl"), MIB)(frame, batch_id)
+        checkpoint = lake / "checkpoints" / "ingest"
+        if not (checkpoint / "metadata").exists():
+            # What Spark writes when a query first starts.
+            checkpoint.mkdir(parents=True)
+            (checkpoint / "metadata").write_text(json.dumps({"id": str(uuid.uuid4())}) + "\n")
+        roots = {"raw": str(lake / "raw"), "quarantine": str(lake / "quarantine")}
+        writer = BatchWriter(schemas, topics, LakeFS(spark), roots=roots, checkpoint=str(checkpoint),
+                             progress_file=str(lake / "_progress" / "ingest.jsonl"), max_record_bytes=max_record_bytes)
+        writer(frame, batch_id)
+        return writer
 
     return write
 

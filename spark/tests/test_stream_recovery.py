@@ -26,14 +26,16 @@ def _started(checkpoint) -> set[int]:
     return {int(p.name) for p in folder.iterdir() if p.name.isdigit()} if folder.exists() else set()
 
 
-def _wait_mid_batch(job, proc, timeout: float = 150) -> int:
-    """A batch whose offsets are logged and whose raw files are partly written, not yet committed."""
+def _wait_mid_batch(job, proc, timeout: float = 300) -> int:
+    """A batch whose offsets are logged and whose raw files are partly written (a file complete, or
+    one being written under its hidden name), not yet committed."""
     checkpoint = job.lake / "checkpoints" / "ingest"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"ingest exited {proc.returncode}:\n{job.log()[-5000:]}"
         for batch in sorted(_started(checkpoint) - _committed(checkpoint)):
-            if any((job.lake / "raw").glob(f"*/date=*/hour=*/batch_id={batch}/*.parquet")):
+            folders = (job.lake / "raw").glob(f"*/date=*/hour=*/batch_id={batch}")
+            if any(any(f.glob("*.parquet")) or any(f.glob(".*.parquet.tmp")) for f in folders):
                 return batch
         time.sleep(0.05)
     raise AssertionError(f"never caught a batch mid-write in {timeout}s:\n{job.log()[-5000:]}")

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import json
+import random
 import sys
 import types
+from datetime import datetime, timezone
 
 import pytest
 
 import events as E
 from jobs import curate
 from jobs.stream_ingest import kafka_options, resolve_topics
-from smartcity_spark.validation import RecordValidator
+from smartcity_spark.validation import _FAIL, RecordValidator, _check_object, _compile_object, _fast_object
 
 GOOD = E.vehicle_event("validation", "car-7", 3, E.START, 51.9, -0.9)
 
@@ -26,12 +28,14 @@ def variant(**changes) -> bytes:
 
 
 def test_a_valid_event_is_normalised_and_partitioned_by_its_utc_hour(check):
-    verdict = check(variant(seq=3.0, extra={"ignored": True}))
+    verdict = check(variant(seq=3.0, speedKmh=92, extra={"ignored": True}, eventTime="2026-03-02T09:59:59.9999Z"))
     assert verdict.reason is None and verdict.error_kind is None
-    event = json.loads(verdict.event_json)
+    event = verdict.event
     assert event["seq"] == 3 and isinstance(event["seq"], int)
-    assert "extra" not in event
-    assert (verdict.date, verdict.hour, verdict.values) == ("2026-03-02", "09", len(GOOD) - 1 + 2)
+    assert event["speedKmh"] == 92.0 and isinstance(event["speedKmh"], float)
+    assert "extra" not in event and event["location"] == GOOD["location"]
+    assert (verdict.date, verdict.hour) == ("2026-03-02", "09")
+    assert verdict.event_time == datetime(2026, 3, 2, 9, 59, 59, 999900, tzinfo=timezone.utc)
 
 
 @pytest.mark.parametrize(
@@ -72,7 +76,7 @@ def test_each_problem_gets_a_reason_a_person_can_act_on(check, value, kind, reas
     verdict = check(value)
     assert verdict.error_kind == kind
     assert reason in verdict.reason
-    assert verdict.event_json is None
+    assert verdict.event is None
 
 
 def test_the_size_limit_comes_before_anything_else(schemas):
@@ -125,3 +129,64 @@ def test_curate_takes_glue_style_arguments_when_awsglue_is_there(monkeypatch):
     assert (args.lake_root, args.radius_km, args.emergency_minutes) == ("s3://lake", 2.5, 30.0)
     assert (args.start.isoformat(), args.end.isoformat()) == ("2026-03-02T10:00:00+00:00", "2026-03-02T11:00:00+00:00")
     assert args.summary_path == "s3://lake/_runs/curate/20260302T100000000000Z_20260302T110000000000Z.json"
+
+
+_ODD_VALUES = [None, True, False, 0, -1, 1, 2**63, -(2**63) - 1, 2**63 - 1, 10**400, 1e308, float("inf"), -0.0, 0.5, 3.0, 359.999, 360, -90.0000001, 90,
+               "", "x", "\ud800", "é", "NW", "2026-03-02T09:00:00Z", "2026-03-02T09:00:00+01:00", "2026-02-30T09:00:00Z",
+               "6f1c2b1e-8a53-4c36-9a4e-2f5d0c7b9e11", "x" * 65, [], {}, {"lat": 1, "lon": 2}, {"lat": "1"}]
+
+
+def _edges(field) -> list:
+    """Values on and just past each of a field's limits."""
+    out = []
+    for bound in (field.minimum, field.maximum, field.exclusive_minimum, field.exclusive_maximum):
+        if bound is not None:
+            out += [bound, bound - 1, bound + 1, bound - 1e-9, bound + 1e-9, float(bound)]
+    for length in (field.min_length, field.max_length):
+        if length is not None:
+            out += ["a" * (length - 1), "a" * length, "a" * (length + 1)]
+    out += list(field.enum or ()) + ([field.const] if field.has_const else [])
+    return out
+
+
+def _mutations(schemas, seed: int, count: int):
+    """(source, event): valid events of every source with one field (sometimes two or three)
+    replaced by an odd or edge value, removed, or added."""
+    rng = random.Random(seed)
+    bases = [E.vehicle_event("m", "car", 1, E.START, 51.5, -0.1), E.gps_event("m", "car", 1, E.START, 51.5, -0.1),
+             E.weather_event("m", "car", 1, E.START, 51.5, -0.1), E.traffic_event("m", "car", 1, E.START, 51.5, -0.1),
+             E.emergency_event("m", "car", 1, E.START, 51.5, -0.1, E.uid("i"))]
+    for _ in range(count):
+        base = rng.choice(bases)
+        event = json.loads(json.dumps(base))
+        fields = {f.path: f for f in schemas[base["source"]].leaves()}
+        for _ in range(1 if rng.random() < 0.7 else rng.randint(2, 3)):
+            path = rng.choice([*fields, "extra", "location"])
+            *parents, key = path.split(".")
+            target = event
+            for part in parents:
+                target = target.get(part) if isinstance(target, dict) else None
+            if not isinstance(target, dict):
+                continue
+            if rng.random() < 0.1:
+                target.pop(key, None)
+            else:
+                candidates = _ODD_VALUES + (_edges(fields[path]) if path in fields else [])
+                target[key] = rng.choice(candidates)
+        yield base["source"], event
+
+
+def test_the_fast_check_accepts_exactly_what_the_full_check_accepts(schemas):
+    plans = {source: _compile_object(schema.fields) for source, schema in schemas.items()}
+    accepted = rejected = 0
+    for source, event in _mutations(schemas, seed=12, count=5000):
+        problems = []
+        full = _check_object(schemas[source].fields, event, problems)
+        fast = _fast_object(plans[source], event)
+        if problems:
+            assert fast is _FAIL, (event, problems)
+            rejected += 1
+        else:
+            assert fast == full and [type(v) for v in fast.values()] == [type(v) for v in full.values()], event
+            accepted += 1
+    assert accepted > 300 and rejected > 1000
