@@ -10,6 +10,7 @@ import { Client, Connection } from '@temporalio/client';
 import { loadConfig, type Config } from '../../config';
 import { createKafka } from '../../kafka/client';
 import { stackDown, stackStatus, stackUp, PortInUseError } from '../../stack';
+import { formatKafkaStorage, newClusterId } from '../../stack/kafka';
 import { isAlive, portIsFree } from '../../stack/processes';
 import { runCli } from '../helpers/cli';
 
@@ -118,6 +119,29 @@ describe('smartcity stack', () => {
     const status = runCli(['stack', 'status'], env);
     assert.equal(status.status, 3, 'status exits 3 while the stack is down');
     assert.match(status.stdout, /Kafka broker\s+stopped/);
+  });
+
+  describe('the KRaft cluster id', () => {
+    // 0xf8 = 111110xx: the first base64url character is '-' (value 62).
+    const dashFirst = Buffer.from('f8'.padEnd(32, '7'), 'hex');
+
+    test('a new id never begins with a dash (Kafka\'s own rule), drawing again when it would', () => {
+      assert.ok(dashFirst.toString('base64url').startsWith('-'));
+      const draws = [dashFirst, dashFirst, Buffer.alloc(16, 7)];
+      assert.equal(newClusterId(() => draws.shift()!), Buffer.alloc(16, 7).toString('base64url'));
+      assert.equal(draws.length, 0);
+    });
+
+    test('storage formats with an id that begins with a dash', { timeout: 60_000 }, () => {
+      const folder = mkdtempSync(join(tmpdir(), 'smartcity-kafka-format-'));
+      try {
+        const id = dashFirst.toString('base64url');
+        formatKafkaStorage(loadConfig({ ...process.env, ...env, SMARTCITY_DATA_DIR: folder }), id);
+        assert.match(readFileSync(join(folder, 'kafka', 'data', 'meta.properties'), 'utf8'), new RegExp(`^cluster\\.id=${id}$`, 'm'));
+      } finally {
+        rmSync(folder, { recursive: true, force: true });
+      }
+    });
   });
 
   describe('with a port taken by another process', () => {
