@@ -20,13 +20,13 @@ export SMARTCITY_TEMPORAL_PORT=$((27233 + off)) SMARTCITY_TEMPORAL_UI_PORT=$((28
 export SMARTCITY_KAFKA_PORT=$((29092 + off)) SMARTCITY_KAFKA_CONTROLLER_PORT=$((29093 + off))
 unset SMARTCITY_CONFIG SMARTCITY_KAFKA_BROKERS SMARTCITY_TEMPORAL_ADDRESS SMARTCITY_TARGET
 
-"$SMARTCITY" stack down >/dev/null 2>&1 || true
+"$SMARTCITY" stack down --force >/dev/null 2>&1 || true
 rm -rf "$SMARTCITY_DATA_DIR"
 MOTO_PORT="${SMARTCITY_TEST_MOTO_PORT:-$((29500 + off))}"
 export SMARTCITY_TEST_MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
 moto_pid=""
 cleanup() {
-  "$SMARTCITY" stack down >/dev/null 2>&1 || true
+  "$SMARTCITY" stack down --force >/dev/null 2>&1 || true
   [ -z "$moto_pid" ] || kill "$moto_pid" 2>/dev/null || true
 }
 trap cleanup EXIT

@@ -245,6 +245,17 @@ const AWS_CHAIN = /^AWS_[A-Z0-9_]+$/;
 /** A driver on this host serves its executors on loopback; a remote cluster's must reach it on a real address. */
 const LOOPBACK_MASTER = /^(local\[|spark:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\]):)/;
 
+/**
+ * The allow-listed part of `parent`, plus the venv's Python for PySpark: spark-submit and
+ * spark-class would otherwise look for SPARK_HOME, and run drivers and the executors' Python
+ * workers, with the python on PATH. Also the environment of the stack's Spark daemons, whose
+ * executors inherit it.
+ */
+export function sparkBaseEnv(config: Config, parent: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const python = tools.python(config);
+  return { ...Object.fromEntries(Object.entries(parent).filter(([name]) => INHERITED.test(name))), PYSPARK_PYTHON: python, PYSPARK_DRIVER_PYTHON: python };
+}
+
 /** The job's paths that may be remote (s3://…): a job touching one needs the AWS credential chain. */
 function jobPaths(config: Config, spec: SparkJobSpec): string[] {
   const args: Partial<IngestArgs & CurateArgs> = spec.args ?? {};
@@ -258,11 +269,8 @@ function jobPaths(config: Config, spec: SparkJobSpec): string[] {
  */
 export function sparkJobEnv(config: Config, spec: SparkJobSpec, master: string, parent: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const remote = jobPaths(config, spec).some((path) => !isLocalPath(path));
-  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(parent).filter(([name]) => INHERITED.test(name) || (remote && AWS_CHAIN.test(name))));
-  const python = tools.python(config);
-  // spark-submit would otherwise look for SPARK_HOME, and run the driver and the executors' Python
-  // workers, with the python on PATH.
-  Object.assign(env, { PYSPARK_PYTHON: python, PYSPARK_DRIVER_PYTHON: python, SMARTCITY_DATA_DIR: config.dataDir });
+  const env = { ...sparkBaseEnv(config, parent), ...(remote && Object.fromEntries(Object.entries(parent).filter(([name]) => AWS_CHAIN.test(name)))) };
+  env.SMARTCITY_DATA_DIR = config.dataDir;
   if (spec.job !== 'curate') {
     env.SMARTCITY_KAFKA_SSL = String(config.kafka.ssl);
     const sasl = config.kafka.sasl;
@@ -514,4 +522,13 @@ export async function runSparkJob(config: Config, spec: SparkJobSpec): Promise<R
   if (summary) result.summary = summary;
   if (status.state !== 'succeeded') result.logTail = await sparkJobLogTail(config, spec.name);
   return result;
+}
+
+/** The Spark jobs of this data dir that are running now (whoever started them). */
+export async function runningSparkJobs(config: Config): Promise<SparkJobStatus[]> {
+  const dir = runDir(config.dataDir);
+  if (!existsSync(dir)) return [];
+  const names = readdirSync(dir).flatMap((file) => /^spark-(.+)\.job\.json$/.exec(file)?.slice(1) ?? []);
+  const statuses = await Promise.all(names.map((name) => sparkJobStatus(config, name)));
+  return statuses.filter((status) => status.state === 'running');
 }
