@@ -23,9 +23,28 @@ const env = {
   SMARTCITY_TEMPORAL_UI_PORT: String(38233 + offset),
   SMARTCITY_KAFKA_PORT: String(39092 + offset),
   SMARTCITY_KAFKA_CONTROLLER_PORT: String(39093 + offset),
+  SMARTCITY_SPARK_MASTER_PORT: String(37077 + offset),
+  SMARTCITY_SPARK_MASTER_UI_PORT: String(38080 + offset),
+  SMARTCITY_SPARK_WORKER_UI_PORT: String(38081 + offset),
 };
 const config: Config = loadConfig({ ...process.env, ...env });
-const ports = Object.values(config.ports);
+const ports = [...Object.values(config.ports), config.ports.sparkWorkerUi + 1];
+
+/** The local addresses listening on a TCP port, from /proc/net/tcp and tcp6 (hex, as the kernel writes them). */
+function listeners(port: number): string[] {
+  const found: string[] = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const [, local, , state] = line.trim().split(/\s+/);
+      if (!local || state !== '0A') continue; // 0A: LISTEN
+      const [address, hexPort] = local.split(':');
+      if (parseInt(hexPort!, 16) === port) found.push(address!);
+    }
+  }
+  return found;
+}
+// 127.0.0.1 as /proc/net/tcp writes it, and as tcp6 writes its v4-mapped form (::ffff:127.0.0.1).
+const LOOPBACK = new Set(['0100007F', '0000000000000000FFFF00000100007F']);
 
 /** Processes whose command line mentions this test's data folder. */
 function processesUsing(folder: string): number[] {
@@ -107,11 +126,31 @@ describe('smartcity stack', () => {
     }
   });
 
+  test('up --spark-cluster adds a master and two workers on loopback, shown by status', { timeout: 300_000 }, async () => {
+    const result = runCli(['stack', 'up', '--spark-cluster'], env, 280_000);
+    assert.equal(result.status, 0, result.stderr);
+    assert.match(result.stdout, /Spark master\s+running\s+ports 37077/);
+    assert.match(result.stdout, /Spark worker 2\s+running\s+ports 38082/);
+    assert.match(result.stdout, /Spark master\s+spark:\/\/127\.0\.0\.1:37077/);
+    assert.match(result.stdout, /Spark master UI\s+http:\/\/127\.0\.0\.1:38080/);
+    // The worker runs its jobs on local[2] until told otherwise: up says how.
+    assert.match(result.stderr, /SMARTCITY_SPARK_MASTER=spark:\/\/127\.0\.0\.1:37077/);
+    for (const port of [config.ports.sparkMaster, config.ports.sparkMasterUi, config.ports.sparkWorkerUi, config.ports.sparkWorkerUi + 1]) {
+      const addresses = listeners(port);
+      assert.ok(addresses.length > 0, `something listens on ${port}`);
+      for (const address of addresses) assert.ok(LOOPBACK.has(address), `port ${port} listens on ${address}, not loopback`);
+    }
+    const status = runCli(['stack', 'status'], env);
+    assert.equal(status.status, 0, status.stdout);
+    assert.match(status.stdout, /Spark worker 1\s+running/);
+  });
+
   test('down stops exactly what up started and leaves no process behind', async () => {
     const pids = (await stackStatus(config)).components.map((c) => c.pid!);
+    assert.equal(pids.length, 5);
     const result = runCli(['stack', 'down'], env);
     assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stdout, /stopped: Kafka broker, Temporal dev server/);
+    assert.match(result.stdout, /stopped: Spark worker 2, Spark worker 1, Spark master, Kafka broker, Temporal dev server/);
     for (const pid of pids) assert.equal(isAlive(pid), false, `pid ${pid} is gone`);
     assert.deepEqual(processesUsing(dataDir), []);
     for (const port of ports) assert.ok(await portIsFree(port), `port ${port} is free again`);
