@@ -35,21 +35,24 @@ export function printStack(info: StackInfo, out: (line: string) => void): void {
 }
 
 /**
- * What of a pipeline still runs on this stack: the controller, when Temporal answers, and the
- * Spark jobs of this data dir (a job can outlive a controller that was stopped without a worker).
+ * What of a pipeline still runs on this stack: the controller, when this stack's Temporal runs
+ * (asked directly: the status's quick probe can miss a busy server), and the Spark jobs of this
+ * data dir (a job can outlive a controller that was stopped without a worker).
  */
-export async function runningPipeline(config: Config): Promise<string[]> {
+export async function runningPipeline(config: Config, warn: (line: string) => void): Promise<string[]> {
   const found: string[] = [];
   const temporal = (await stackStatus(config)).components.find((c) => c.name === 'temporal');
-  if (temporal?.answering) {
-    const { client, close } = await connectClient(config, 2_000);
+  if (temporal?.state === 'running' || temporal?.answering) {
     try {
-      const { status } = await client.workflow.getHandle(PIPELINE_WORKFLOW_ID).describe();
-      if (status.name === 'RUNNING') found.push(`the controller ${PIPELINE_WORKFLOW_ID} is open in Temporal`);
+      const { client, close } = await connectClient(config);
+      try {
+        const { status } = await client.workflow.getHandle(PIPELINE_WORKFLOW_ID).describe();
+        if (status.name === 'RUNNING') found.push(`the controller ${PIPELINE_WORKFLOW_ID} is open in Temporal`);
+      } finally {
+        await close();
+      }
     } catch (err) {
-      if (!(err instanceof WorkflowNotFoundError)) throw err;
-    } finally {
-      await close();
+      if (!(err instanceof WorkflowNotFoundError)) warn(`could not ask Temporal whether ${PIPELINE_WORKFLOW_ID} runs: ${(err as Error).message}`);
     }
   }
   for (const job of await runningSparkJobs(config)) found.push(`Spark job ${job.name} runs (pid ${job.pid})`);
@@ -85,7 +88,7 @@ export async function stackCommand(argv: string[]): Promise<number> {
     }
     case 'down': {
       // Asked before anything stops: once Temporal is down, `pipeline stop` cannot run.
-      const running = await runningPipeline(config);
+      const running = await runningPipeline(config, (line) => console.error(line));
       if (running.length > 0) {
         const what = running.map((line) => `  - ${line}`).join('\n');
         if (!values.force) {
