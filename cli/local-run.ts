@@ -186,7 +186,8 @@ export class LocalPipeline {
   async stopAll(): Promise<string[]> {
     this.started = { stack: true, worker: true, controller: false };
     const stack = await stackStatus(this.config);
-    if (stack.components.some((c) => c.name === 'temporal' && c.answering)) {
+    // Its process, not only the status's quick probe, which a busy server can miss.
+    if (stack.components.some((c) => c.name === 'temporal' && (c.state === 'running' || c.answering))) {
       this.connection = await connectClient(this.config);
       const controller = this.client.workflow.getHandle<typeof smartCityPipeline>(PIPELINE_WORKFLOW_ID);
       // Stopped like `pipeline stop` does; without a worker the cancellation waits for the next
