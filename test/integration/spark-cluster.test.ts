@@ -12,7 +12,6 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { loadConfig } from '../../config';
-import { createKafka } from '../../kafka/client';
 import { EventProducer } from '../../producers/event-producer';
 import { fleetEvents } from '../../producers/fleet';
 import { SOURCES, type SmartCityEvent, type Source } from '../../schemas';
@@ -20,6 +19,7 @@ import { runSparkJob, type IngestProgress } from '../../spark/runner';
 import { stackStatus, stackUp } from '../../stack';
 import { stopProcess } from '../../stack/processes';
 import { sparkMasterUiUrl, sparkMasterUrl } from '../../stack/spark';
+import { deleteTopics } from '../helpers/kafka';
 
 const run = randomUUID().slice(0, 8);
 const lake = mkdtempSync(join(tmpdir(), 'smartcity-spark-cluster-'));
@@ -64,14 +64,7 @@ describe('the ingest and curate jobs on a Spark standalone cluster', () => {
   after(async () => {
     // The cluster only: the test stack's Kafka and Temporal serve the other test files.
     for (const name of ['spark-worker-2', 'spark-worker-1', 'spark-master']) await stopProcess(config.dataDir, name);
-    const admin = createKafka(config).admin();
-    await admin.connect();
-    try {
-      const existing = new Set(await admin.listTopics());
-      await admin.deleteTopics({ topics: Object.values(topics).filter((t) => existing.has(t)) });
-    } finally {
-      await admin.disconnect();
-    }
+    await deleteTopics(config, Object.values(topics));
     rmSync(lake, { recursive: true, force: true });
   });
 

@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../config';
-import { createKafka } from '../../kafka/client';
 import { EventProducer } from '../../producers/event-producer';
 import { fleetEvents } from '../../producers/fleet';
 import { SOURCES, type SmartCityEvent, type Source } from '../../schemas';
@@ -24,6 +23,7 @@ import {
   type IngestProgress,
   type SparkJobSpec,
 } from '../../spark/runner';
+import { deleteTopics } from '../helpers/kafka';
 
 const config = loadConfig();
 const run = randomUUID().slice(0, 8);
@@ -87,14 +87,7 @@ const streamSpec: SparkJobSpec = { name: streamName, job: 'stream_ingest', conf,
 describe('Spark job runner against real Spark and Kafka', () => {
   after(async () => {
     for (const name of [streamName, curateName, badName]) await stopSparkJob(config, name, 5_000);
-    const admin = createKafka(config).admin();
-    await admin.connect();
-    try {
-      const existing = new Set(await admin.listTopics());
-      await admin.deleteTopics({ topics: Object.values(topics).filter((t) => existing.has(t)) });
-    } finally {
-      await admin.disconnect();
-    }
+    await deleteTopics(config, Object.values(topics));
     rmSync(lake, { recursive: true, force: true });
   });
 
