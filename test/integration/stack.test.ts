@@ -80,9 +80,9 @@ describe('smartcity stack', () => {
   test('up starts Temporal and Kafka, creates the topics and prints the URLs', async () => {
     const result = runCli(['stack', 'up'], env);
     assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stdout, /Temporal Web UI\s+http:\/\/localhost:38233/);
-    assert.match(result.stdout, /Temporal gRPC\s+127\.0\.0\.1:37233/);
-    assert.match(result.stdout, /Kafka bootstrap\s+127\.0\.0\.1:39092/);
+    assert.match(result.stdout, new RegExp(`Temporal Web UI\\s+http://localhost:${config.ports.temporalUi}`));
+    assert.match(result.stdout, new RegExp(`Temporal gRPC\\s+127\\.0\\.0\\.1:${config.ports.temporal}`));
+    assert.match(result.stdout, new RegExp(`Kafka bootstrap\\s+127\\.0\\.0\\.1:${config.ports.kafka}`));
 
     const info = await stackStatus(config);
     for (const c of info.components) assert.deepEqual([c.name, c.state, c.answering], [c.name, 'running', true]);
@@ -129,12 +129,13 @@ describe('smartcity stack', () => {
   test('up --spark-cluster adds a master and two workers on loopback, shown by status', { timeout: 300_000 }, async () => {
     const result = runCli(['stack', 'up', '--spark-cluster'], env, 280_000);
     assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stdout, /Spark master\s+running\s+ports 37077/);
-    assert.match(result.stdout, /Spark worker 2\s+running\s+ports 38082/);
-    assert.match(result.stdout, /Spark master\s+spark:\/\/127\.0\.0\.1:37077/);
-    assert.match(result.stdout, /Spark master UI\s+http:\/\/127\.0\.0\.1:38080/);
+    const { sparkMaster, sparkMasterUi, sparkWorkerUi } = config.ports;
+    assert.match(result.stdout, new RegExp(`Spark master\\s+running\\s+ports ${sparkMaster}, ${sparkMasterUi}`));
+    assert.match(result.stdout, new RegExp(`Spark worker 2\\s+running\\s+ports ${sparkWorkerUi + 1}`));
+    assert.match(result.stdout, new RegExp(`Spark master\\s+spark://127\\.0\\.0\\.1:${sparkMaster}`));
+    assert.match(result.stdout, new RegExp(`Spark master UI\\s+http://127\\.0\\.0\\.1:${sparkMasterUi}`));
     // The worker runs its jobs on local[2] until told otherwise: up says how.
-    assert.match(result.stderr, /SMARTCITY_SPARK_MASTER=spark:\/\/127\.0\.0\.1:37077/);
+    assert.match(result.stderr, new RegExp(`SMARTCITY_SPARK_MASTER=spark://127\\.0\\.0\\.1:${sparkMaster}`));
     for (const port of [config.ports.sparkMaster, config.ports.sparkMasterUi, config.ports.sparkWorkerUi, config.ports.sparkWorkerUi + 1]) {
       const addresses = listeners(port);
       assert.ok(addresses.length > 0, `something listens on ${port}`);
@@ -202,7 +203,7 @@ describe('smartcity stack', () => {
 
       const result = runCli(['stack', 'up'], env);
       assert.equal(result.status, 1);
-      assert.match(result.stderr, /port 39092/);
+      assert.match(result.stderr, new RegExp(`port ${config.ports.kafka}`));
     });
   });
 });
