@@ -7,29 +7,13 @@ import type { Config } from '../config';
 import { SOURCES, type Source } from '../schemas';
 import { runSparkJob, sparkJobLogTail, sparkJobStatus, startSparkJob, stopSparkJob, type SparkJobStatus } from '../spark/runner';
 import { withCuratedLayer } from './curated-lock';
+import { ingestProgress } from './progress';
 import type { CurateResult, IngestProgress, SourceCounts, StreamingJobSpec, StreamingJobState, TimeWindow } from './types';
 
 const POLL_MS = 2_000;
 const HEARTBEAT_EVERY_MS = 5_000;
 
-function sum(counts: unknown): number {
-  return typeof counts === 'object' && counts !== null ? Object.values(counts).reduce((n: number, v) => n + (typeof v === 'number' ? v : 0), 0) : 0;
-}
-
-function progressOf(status: SparkJobStatus): IngestProgress | undefined {
-  const p = status.lastProgress;
-  if (!p || typeof p.batch_id !== 'number') return undefined;
-  const durationMs = typeof p.duration_ms === 'number' ? p.duration_ms : 0;
-  const startedAt = typeof p.ingest_time === 'string' ? Date.parse(p.ingest_time) : NaN;
-  return {
-    batchId: p.batch_id,
-    at: Number.isNaN(startedAt) ? new Date().toISOString() : new Date(startedAt + durationMs).toISOString(),
-    consumed: typeof p.consumed === 'number' ? p.consumed : 0,
-    valid: sum(p.valid),
-    quarantined: sum(p.quarantined),
-    durationMs,
-  };
-}
+const progressOf = (status: SparkJobStatus): IngestProgress | undefined => ingestProgress(status.lastProgress);
 
 async function stateOf(config: Config, status: SparkJobStatus): Promise<StreamingJobState> {
   return {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { PROJECT_ROOT, type Config } from '../config';
-import { sparkJobStatus, stopSparkJob } from '../spark/runner';
+import { runningSparkJobs } from '../spark/runner';
 import { stackDown, stackStatus, stackUp } from '../stack';
 import { logPath, runningProcess, startProcess, stopProcess, waitUntilReady } from '../stack/processes';
 import { topicOffsets } from '../kafka/client';
@@ -17,7 +17,6 @@ import { countLayerRows } from '../report/lake';
 import { SOURCES, TOPICS } from '../schemas';
 import {
   batchRunStatusQuery,
-  DEFAULT_STREAMING_JOB,
   fleetSimulation,
   PIPELINE_WORKFLOW_ID,
   pipelineStatusQuery,
@@ -29,13 +28,12 @@ import {
   type SmartCityPipelineInput,
 } from '../workflows';
 import { fleetSimulationWorkflowId } from '../workflows/ids';
+import { settled, stopPipeline } from './pipeline';
 
 export const WORKER_PROCESS = 'worker';
 /** What cli/worker.ts prints once it polls: the worker is ready. */
 const WORKER_READY_LINE = 'worker polling task queue';
 const WORKER_START_TIMEOUT_MS = 120_000;
-/** How long a cancelled controller and streaming supervisor get to stop the Spark job. */
-const STOP_TIMEOUT_MS = 90_000;
 /** Counting the raw lake reads every file's footer: not on every refresh. */
 const RAW_COUNT_EVERY_MS = 15_000;
 /** Records per topic (high watermarks): one admin connection per topic. */
@@ -44,11 +42,6 @@ const KAFKA_READ_EVERY_MS = 4_000;
 /** The worker as `bin/smartcity worker` runs it; the record's command line identifies the process later. */
 function workerCommandLine(): string[] {
   return [process.execPath, '--import', join(PROJECT_ROOT, 'node_modules', 'tsx', 'dist', 'loader.mjs'), join(PROJECT_ROOT, 'cli', 'main.ts'), 'worker'];
-}
-
-async function settled(promise: Promise<unknown>, timeoutMs: number): Promise<boolean> {
-  const timeout = sleep(timeoutMs, false, { ref: false });
-  return Promise.race([promise.then(() => true, () => true), timeout]);
 }
 
 export class LocalPipeline {
@@ -113,7 +106,7 @@ export class LocalPipeline {
           return existing;
         }
         this.say(`stopping the running ${PIPELINE_WORKFLOW_ID} to start it with this command's settings…`);
-        await this.stopController(existing);
+        await this.stopController();
       }
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
@@ -142,18 +135,13 @@ export class LocalPipeline {
     return handle;
   }
 
-  /**
-   * Cancels the controller and waits until it, and the streaming supervisor it cancels, have
-   * closed; the Spark job is stopped directly if it still runs after that.
-   */
-  private async stopController(handle: WorkflowHandle<typeof smartCityPipeline>): Promise<void> {
-    await handle.cancel().catch(() => undefined);
-    await settled(handle.result(), STOP_TIMEOUT_MS);
-    const supervisor = this.client.workflow.getHandle(STREAMING_WORKFLOW_ID);
-    await settled(supervisor.result(), STOP_TIMEOUT_MS);
-    if ((await sparkJobStatus(this.config, DEFAULT_STREAMING_JOB)).state === 'running') {
-      this.say('the streaming job outlived its supervisor: stopping it');
-      await stopSparkJob(this.config, DEFAULT_STREAMING_JOB);
+  /** Stops the controller and what it runs (as `smartcity pipeline stop`); says what is left. */
+  private async stopController(): Promise<void> {
+    try {
+      const left = await stopPipeline(this.client, this.config, this.say);
+      for (const line of left) this.say(`still running: ${line}`);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
   }
 
@@ -176,7 +164,7 @@ export class LocalPipeline {
       }
       if (this.started.controller) {
         this.say('stopping the controller and the streaming job…');
-        await this.stopController(this.client.workflow.getHandle(PIPELINE_WORKFLOW_ID));
+        await this.stopController();
         stopped.push('controller and streaming job');
       }
       await this.connection.close();
@@ -184,7 +172,12 @@ export class LocalPipeline {
     }
     if (this.started.worker && (await stopProcess(this.config.dataDir, WORKER_PROCESS, 45_000))) stopped.push('worker');
     await beforeStackDown?.();
+    // The stack goes down with the Spark jobs of the data dir (a controller this command did not
+    // start stays open in Temporal and starts its job again when the stack and a worker are back).
     if (this.started.stack) stopped.push(...(await stackDown(this.config)));
+    else {
+      for (const job of await runningSparkJobs(this.config)) this.say(`left running with the pipeline that was running before: Spark job ${job.name} (pid ${job.pid})`);
+    }
     this.started = { stack: false, worker: false, controller: false };
     return stopped;
   }
@@ -193,15 +186,16 @@ export class LocalPipeline {
   async stopAll(): Promise<string[]> {
     this.started = { stack: true, worker: true, controller: false };
     const stack = await stackStatus(this.config);
-    if (stack.components.some((c) => c.name === 'temporal' && c.answering)) {
+    // Its process, not only the status's quick probe, which a busy server can miss.
+    if (stack.components.some((c) => c.name === 'temporal' && (c.state === 'running' || c.answering))) {
       this.connection = await connectClient(this.config);
       const controller = this.client.workflow.getHandle<typeof smartCityPipeline>(PIPELINE_WORKFLOW_ID);
-      const running = await controller
+      // Stopped like `pipeline stop` does; without a worker the cancellation waits for the next
+      // one, and the stack takes the Spark jobs down with it.
+      this.started.controller = await controller
         .describe()
         .then((d) => d.status.name === 'RUNNING')
         .catch(() => false);
-      // Cancelling needs the worker: the streaming supervisor's activities stop the Spark job.
-      if (running && runningProcess(this.config.dataDir, WORKER_PROCESS)) this.started.controller = true;
       // A fleet left open would resume producing with the next worker.
       for await (const fleet of this.client.workflow.list({ query: "WorkflowType = 'fleetSimulation' AND ExecutionStatus = 'Running'" })) {
         this.fleets.push(this.client.workflow.getHandle(fleet.workflowId, fleet.runId));

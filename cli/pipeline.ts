@@ -1,9 +1,13 @@
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { z } from 'zod';
-import { loadConfig } from '../config';
-import { connectClient } from '../temporal/connection';
+import { loadConfig, type Config } from '../config';
+import { runningSparkJobs, stopSparkJob } from '../spark/runner';
+import { connectClient, workerIsPolling } from '../temporal/connection';
 import {
+  DEFAULT_STREAMING_JOB,
   PIPELINE_WORKFLOW_ID,
+  STREAMING_WORKFLOW_ID,
   pipelinePauseSignal,
   pipelineResumeSignal,
   pipelineRunNowSignal,
@@ -26,7 +30,8 @@ export const PIPELINE_USAGE = `smartcity pipeline <action> [options]
   backfill    --from TIME --to TIME [--force]: queue the windows of the range (already loaded
               ones are skipped unless --force) and print which were accepted
   run-now     look for closed windows at once (and run windows whose end has passed)
-  stop        cancel the controller: running batch runs and the streaming job are stopped`;
+  stop        cancel the controller and wait until its batch runs and the streaming job have
+              stopped (the worker stops them); says what still runs if that takes too long`;
 
 const options = {
   'window-minutes': { type: 'string' },
@@ -66,6 +71,55 @@ const ACTION_OPTIONS: Record<string, (keyof typeof options)[]> = {
   'run-now': [],
   stop: [],
 };
+
+/** How long a cancelled controller gets to stop its batch runs, and its supervisor the streaming job. */
+const STOP_TIMEOUT_MS = 150_000;
+
+/** True once the promise settled either way; false when `timeoutMs` passed first. */
+export async function settled(promise: Promise<unknown>, timeoutMs: number): Promise<boolean> {
+  const timeout = sleep(Math.max(0, timeoutMs), false, { ref: false });
+  return Promise.race([promise.then(() => true, () => true), timeout]);
+}
+
+/**
+ * Cancels the controller and waits until it and the streaming supervisor have closed: the
+ * supervisor stops the streaming job before it closes, and a cancelled batch run stops its curate
+ * job. On the local target it then waits for the Spark jobs of the data dir to end, and stops a
+ * streaming job whose supervisor closed without stopping it. Returns what still runs (nothing
+ * when all of it stopped). Throws WorkflowNotFoundError when the controller is not running.
+ */
+export async function stopPipeline(client: Client, config: Config, say: (line: string) => void, timeoutMs = STOP_TIMEOUT_MS): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  const controller = client.workflow.getHandle(PIPELINE_WORKFLOW_ID);
+  await controller.cancel();
+  const local = config.target === 'local';
+  const sparkJobs = async () => (local ? runningSparkJobs(config) : []);
+  if (!(await workerIsPolling(config))) {
+    // Cancellation is recorded; only a worker can carry it out.
+    const jobs = await sparkJobs();
+    return [
+      `the controller: no worker polls task queue ${config.temporal.taskQueue}; its cancellation is recorded and completes once a worker runs (\`smartcity worker\`)`,
+      ...jobs.map((j) => `Spark job ${j.name} (pid ${j.pid})`),
+    ];
+  }
+  say(`cancelled ${PIPELINE_WORKFLOW_ID}; waiting for its batch runs and the streaming job to stop…`);
+  const left: string[] = [];
+  if (!(await settled(controller.result(), deadline - Date.now()))) left.push(`the controller ${PIPELINE_WORKFLOW_ID}`);
+  else if (!(await settled(client.workflow.getHandle(STREAMING_WORKFLOW_ID).result(), deadline - Date.now()))) left.push(`the streaming supervisor ${STREAMING_WORKFLOW_ID}`);
+  if (!local) return left;
+  for (;;) {
+    const jobs = await sparkJobs();
+    if (jobs.length === 0) return left;
+    const orphan = left.length === 0 && jobs.find((j) => j.name === DEFAULT_STREAMING_JOB);
+    if (orphan) {
+      say(`the streaming job outlived its supervisor: stopping it`);
+      await stopSparkJob(config, orphan.name);
+      continue;
+    }
+    if (Date.now() >= deadline) return [...left, ...jobs.map((j) => `Spark job ${j.name} (pid ${j.pid})`)];
+    await sleep(1_000);
+  }
+}
 
 export function printPipelineStatus(s: PipelineStatus, out: (line: string) => void): void {
   out(`state      ${s.paused ? `paused (${s.pauseScope})` : 'running'} · windows of ${s.windowMinutes} min, lateness ${s.allowedLatenessSeconds}s`);
@@ -149,10 +203,15 @@ export async function pipelineCommand(argv: string[]): Promise<number> {
         }
         return 0;
       }
-      case 'stop':
-        await handle.cancel();
-        out(`cancelled ${PIPELINE_WORKFLOW_ID}; it stops its batch runs and the streaming job`);
-        return 0;
+      case 'stop': {
+        const left = await stopPipeline(client, config, out);
+        if (left.length === 0) {
+          out(`stopped ${PIPELINE_WORKFLOW_ID}, its batch runs and the streaming job`);
+          return 0;
+        }
+        console.error(`still running:\n${left.map((line) => `  - ${line}`).join('\n')}`);
+        return 1;
+      }
     }
     return 0;
   } catch (err) {

@@ -62,7 +62,7 @@ export const fileSchema = z
       .strict()
       .optional(),
     ports: z
-      .object({ temporal: port, temporalUi: port, kafka: port, kafkaController: port })
+      .object({ temporal: port, temporalUi: port, kafka: port, kafkaController: port, sparkMaster: port, sparkMasterUi: port, sparkWorkerUi: port })
       .partial()
       .strict()
       .optional(),
@@ -125,6 +125,9 @@ const ENV: Record<string, string[]> = {
   SMARTCITY_TEMPORAL_UI_PORT: ['ports', 'temporalUi'],
   SMARTCITY_KAFKA_PORT: ['ports', 'kafka'],
   SMARTCITY_KAFKA_CONTROLLER_PORT: ['ports', 'kafkaController'],
+  SMARTCITY_SPARK_MASTER_PORT: ['ports', 'sparkMaster'],
+  SMARTCITY_SPARK_MASTER_UI_PORT: ['ports', 'sparkMasterUi'],
+  SMARTCITY_SPARK_WORKER_UI_PORT: ['ports', 'sparkWorkerUi'],
   SMARTCITY_SPARK_MASTER: ['spark', 'master'],
   SMARTCITY_TEMPORAL_TLS_CERT: ['temporalTls', 'cert'],
   SMARTCITY_TEMPORAL_TLS_KEY: ['temporalTls', 'key'],
@@ -132,6 +135,9 @@ const ENV: Record<string, string[]> = {
   SMARTCITY_TEMPORAL_TLS_SERVER_NAME: ['temporalTls', 'serverName'],
   ...AWS_ENV,
 };
+
+/** Read by docker-compose.yml only (where published ports bind), never by the CLI or the worker. */
+const COMPOSE_ONLY = new Set(['SMARTCITY_BIND_ADDRESS']);
 
 const LIST_SETTINGS = new Set(['SMARTCITY_KAFKA_BROKERS']);
 const NUMBER_SETTINGS = new Set([
@@ -141,6 +147,9 @@ const NUMBER_SETTINGS = new Set([
   'SMARTCITY_TEMPORAL_UI_PORT',
   'SMARTCITY_KAFKA_PORT',
   'SMARTCITY_KAFKA_CONTROLLER_PORT',
+  'SMARTCITY_SPARK_MASTER_PORT',
+  'SMARTCITY_SPARK_MASTER_UI_PORT',
+  'SMARTCITY_SPARK_WORKER_UI_PORT',
 ]);
 const BOOL_SETTINGS = new Set(['SMARTCITY_KAFKA_SSL']);
 
@@ -160,7 +169,8 @@ export interface Config {
   /** Root of the lake (raw, quarantine, curated, checkpoints): a local folder or s3://bucket/prefix. */
   lakeRoot: string;
   toolsDir: string;
-  ports: { temporal: number; temporalUi: number; kafka: number; kafkaController: number };
+  /** The Spark ports are those of `stack up --spark-cluster`; the second worker's UI is sparkWorkerUi + 1. */
+  ports: { temporal: number; temporalUi: number; kafka: number; kafkaController: number; sparkMaster: number; sparkMasterUi: number; sparkWorkerUi: number };
   temporal: {
     address: string;
     namespace: string;
@@ -298,8 +308,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     }
   }
   for (const [name, value] of Object.entries(env)) {
-    // SMARTCITY_TEST_* belong to the test harness (e.g. the moto endpoint scripts/test.sh exports).
-    if (!name.startsWith('SMARTCITY_') || name.startsWith('SMARTCITY_TEST_') || value === undefined) continue;
+    // SMARTCITY_TEST_* belong to the test harness (e.g. the moto endpoint scripts/test.sh exports),
+    // COMPOSE_ONLY to docker-compose.yml.
+    if (!name.startsWith('SMARTCITY_') || name.startsWith('SMARTCITY_TEST_') || COMPOSE_ONLY.has(name) || value === undefined) continue;
     const path = ENV[name];
     if (!path) {
       if (ENV_ONLY.includes(name)) continue;
@@ -320,9 +331,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const c = parsed.data;
   const abs = (p: string) => (isAbsolute(p) ? p : join(PROJECT_ROOT, p));
-  const ports = { temporal: 7233, temporalUi: 8233, kafka: 9092, kafkaController: 9093, ...c.ports };
-  const distinct = new Set(Object.values(ports));
-  if (distinct.size !== 4) throw new ConfigError(`ports must differ: ${JSON.stringify(ports)}`);
+  const ports = { temporal: 7233, temporalUi: 8233, kafka: 9092, kafkaController: 9093, sparkMaster: 7077, sparkMasterUi: 8080, sparkWorkerUi: 8081, ...c.ports };
+  const used = [...Object.values(ports), ports.sparkWorkerUi + 1];
+  if (new Set(used).size !== used.length) throw new ConfigError(`ports must differ (the second Spark worker's UI is SMARTCITY_SPARK_WORKER_UI_PORT + 1): ${JSON.stringify(ports)}`);
 
   let sasl: KafkaSasl | undefined;
   if (c.kafka?.saslMechanism) {

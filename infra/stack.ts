@@ -312,11 +312,14 @@ export class SmartcityStack extends Stack {
     );
     allow('AthenaQueries', ['athena:StartQueryExecution', 'athena:GetQueryExecution', 'athena:GetQueryResults', 'athena:StopQueryExecution'], [arn('athena', `workgroup/${athenaWorkgroup.ref}`)]);
     // Landing checks and Athena scans (raw, curated), run summaries (artifacts), query results
-    // (Athena reads and writes them with the caller's credentials). Quarantine and checkpoints
-    // are the streaming job's alone.
+    // (Athena reads and writes them with the caller's credentials), and the streaming job's
+    // progress lines (activities/aws/s3.ts progressLocation). Quarantine and the checkpoints
+    // themselves are the streaming job's alone.
     const workerReads = [raw, curated, artifacts, athenaResults];
     allow('LakeList', ['s3:ListBucket', 's3:GetBucketLocation'], workerReads.map((b) => b.bucketArn));
-    allow('LakeRead', ['s3:GetObject'], workerReads.map((b) => b.arnForObjects('*')));
+    allow('LakeRead', ['s3:GetObject'], [...workerReads.map((b) => b.arnForObjects('*')), checkpoints.arnForObjects('_progress/*')]);
+    // Without it, S3 answers a progress object not written yet with AccessDenied, not NoSuchKey.
+    allow('ProgressList', ['s3:ListBucket'], [checkpoints.bucketArn], { StringLike: { 's3:prefix': '_progress/*' } });
     allow('AthenaResultsWrite', ['s3:PutObject', 's3:AbortMultipartUpload', 's3:ListMultipartUploadParts'], [athenaResults.arnForObjects('results/*')]);
     allow('GlueRunLogs', ['logs:GetLogEvents'], [arn('logs', 'log-group:/aws-glue/*'), arn('logs', 'log-group:/aws-glue/*:log-stream:*')]);
     allow(

@@ -18,15 +18,17 @@ export SMARTCITY_DATA_DIR="$ROOT/.data/test"
 off="${SMARTCITY_TEST_PORT_OFFSET:-0}"
 export SMARTCITY_TEMPORAL_PORT=$((27233 + off)) SMARTCITY_TEMPORAL_UI_PORT=$((28233 + off))
 export SMARTCITY_KAFKA_PORT=$((29092 + off)) SMARTCITY_KAFKA_CONTROLLER_PORT=$((29093 + off))
+# The Spark cluster the cluster tier starts (test/integration/spark-cluster.test.ts).
+export SMARTCITY_SPARK_MASTER_PORT=$((27077 + off)) SMARTCITY_SPARK_MASTER_UI_PORT=$((28080 + off)) SMARTCITY_SPARK_WORKER_UI_PORT=$((28081 + off))
 unset SMARTCITY_CONFIG SMARTCITY_KAFKA_BROKERS SMARTCITY_TEMPORAL_ADDRESS SMARTCITY_TARGET
 
-"$SMARTCITY" stack down >/dev/null 2>&1 || true
+"$SMARTCITY" stack down --force >/dev/null 2>&1 || true
 rm -rf "$SMARTCITY_DATA_DIR"
 MOTO_PORT="${SMARTCITY_TEST_MOTO_PORT:-$((29500 + off))}"
 export SMARTCITY_TEST_MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
 moto_pid=""
 cleanup() {
-  "$SMARTCITY" stack down >/dev/null 2>&1 || true
+  "$SMARTCITY" stack down --force >/dev/null 2>&1 || true
   [ -z "$moto_pid" ] || kill "$moto_pid" 2>/dev/null || true
 }
 trap cleanup EXIT

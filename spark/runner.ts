@@ -247,26 +247,55 @@ function jobArgs(config: Config, spec: SparkJobSpec): { flags: string[]; progres
   }
 }
 
-/** Kafka security settings travel by environment, as the jobs read them, never as arguments. */
-function jobEnv(config: Config, spec: SparkJobSpec, master: string): NodeJS.ProcessEnv {
+/**
+ * What a job inherits from the environment of whoever starts it: the system's basics and the
+ * Java / Spark / Hadoop / PySpark settings. Nothing else, so that a worker's own secrets (the
+ * Temporal API key, a producer's SASL password for a job that reads no Kafka) stay in the worker.
+ */
+const INHERITED = /^(PATH|HOME|USER|LANG|LANGUAGE|TZ|TMPDIR|JAVA_HOME|LC_[A-Z]+|(SPARK|PYSPARK|HADOOP)_[A-Z0-9_]+)$/;
+/** The AWS SDK's default credential chain (profile, region, web identity, container role…). */
+const AWS_CHAIN = /^AWS_[A-Z0-9_]+$/;
+/** A driver on this host serves its executors on loopback; a remote cluster's must reach it on a real address. */
+const LOOPBACK_MASTER = /^(local\[|spark:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\]):)/;
+
+/**
+ * The allow-listed part of `parent`, plus the venv's Python for PySpark: spark-submit and
+ * spark-class would otherwise look for SPARK_HOME, and run drivers and the executors' Python
+ * workers, with the python on PATH. Also the environment of the stack's Spark daemons, whose
+ * executors inherit it.
+ */
+export function sparkBaseEnv(config: Config, parent: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
   const python = tools.python(config);
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    SMARTCITY_KAFKA_SSL: String(config.kafka.ssl),
-    // spark-submit would otherwise look for SPARK_HOME, and run the driver, with the python on PATH.
-    PYSPARK_PYTHON: python,
-    PYSPARK_DRIVER_PYTHON: python,
-  };
-  const sasl = config.kafka.sasl;
-  if (sasl) {
-    Object.assign(env, {
-      SMARTCITY_KAFKA_SASL_MECHANISM: sasl.mechanism,
-      SMARTCITY_KAFKA_SASL_USERNAME: sasl.username,
-      SMARTCITY_KAFKA_SASL_PASSWORD: sasl.password,
-    });
+  return { ...Object.fromEntries(Object.entries(parent).filter(([name]) => INHERITED.test(name))), PYSPARK_PYTHON: python, PYSPARK_DRIVER_PYTHON: python };
+}
+
+/** The job's paths that may be remote (s3://…): a job touching one needs the AWS credential chain. */
+function jobPaths(config: Config, spec: SparkJobSpec): string[] {
+  const args: Partial<IngestArgs & CurateArgs> = spec.args ?? {};
+  return [args.lakeRoot ?? config.lakeRoot, args.checkpoint, args.progressFile, args.schemasDir, args.summaryPath].filter((p): p is string => p !== undefined);
+}
+
+/**
+ * The job's whole environment, built from an allow-list of `parent` plus what the job reads:
+ * the data dir (its default lake root) and, for the jobs that read Kafka, its security settings,
+ * which travel by environment, never as arguments.
+ */
+export function sparkJobEnv(config: Config, spec: SparkJobSpec, master: string, parent: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const remote = jobPaths(config, spec).some((path) => !isLocalPath(path));
+  const env = { ...sparkBaseEnv(config, parent), ...(remote && Object.fromEntries(Object.entries(parent).filter(([name]) => AWS_CHAIN.test(name)))) };
+  env.SMARTCITY_DATA_DIR = config.dataDir;
+  if (spec.job !== 'curate') {
+    env.SMARTCITY_KAFKA_SSL = String(config.kafka.ssl);
+    const sasl = config.kafka.sasl;
+    if (sasl) {
+      Object.assign(env, {
+        SMARTCITY_KAFKA_SASL_MECHANISM: sasl.mechanism,
+        SMARTCITY_KAFKA_SASL_USERNAME: sasl.username,
+        SMARTCITY_KAFKA_SASL_PASSWORD: sasl.password,
+      });
+    }
   }
-  // A local driver binds to loopback; on a cluster the executors must reach it on a real address.
-  if (master.startsWith('local') && !env.SPARK_LOCAL_IP) env.SPARK_LOCAL_IP = '127.0.0.1';
+  if (LOOPBACK_MASTER.test(master) && !env.SPARK_LOCAL_IP) env.SPARK_LOCAL_IP = '127.0.0.1';
   return { ...env, ...spec.env };
 }
 
@@ -403,7 +432,7 @@ export async function startSparkJob(config: Config, spec: SparkJobSpec): Promise
   }
   rmSync(paths.exit, { force: true });
   rmSync(paths.stop, { force: true });
-  const record = startProcess(config.dataDir, processName(spec.name), command, { cwd: PROJECT_ROOT, env: jobEnv(config, spec, master) });
+  const record = startProcess(config.dataDir, processName(spec.name), command, { cwd: PROJECT_ROOT, env: sparkJobEnv(config, spec, master) });
   const job: JobRecord = {
     name: spec.name,
     job: spec.job,
@@ -506,4 +535,13 @@ export async function runSparkJob(config: Config, spec: SparkJobSpec): Promise<R
   if (summary) result.summary = summary;
   if (status.state !== 'succeeded') result.logTail = await sparkJobLogTail(config, spec.name);
   return result;
+}
+
+/** The Spark jobs of this data dir that are running now (whoever started them). */
+export async function runningSparkJobs(config: Config): Promise<SparkJobStatus[]> {
+  const dir = runDir(config.dataDir);
+  if (!existsSync(dir)) return [];
+  const names = readdirSync(dir).flatMap((file) => /^spark-(.+)\.job\.json$/.exec(file)?.slice(1) ?? []);
+  const statuses = await Promise.all(names.map((name) => sparkJobStatus(config, name)));
+  return statuses.filter((status) => status.state === 'running');
 }

@@ -2,8 +2,21 @@
 import type { Config } from '../config';
 import { TOPICS } from '../schemas';
 import { ensureTopics } from '../kafka/client';
+import { runningSparkJobs, stopSparkJob } from '../spark/runner';
 import { kafkaCommand, kafkaReady } from './kafka';
 import { portIsFree, runningProcess, startProcess, stopProcess, waitUntilReady, type ProcessRecord } from './processes';
+import {
+  SPARK_WORKERS,
+  sparkClassCommand,
+  sparkDaemonEnv,
+  sparkMasterArgs,
+  sparkMasterReady,
+  sparkMasterUiUrl,
+  sparkMasterUrl,
+  sparkWorkerArgs,
+  sparkWorkerReady,
+  sparkWorkerUiPort,
+} from './spark';
 import { temporalCommand, temporalReady } from './temporal';
 
 export class PortInUseError extends Error {
@@ -11,15 +24,58 @@ export class PortInUseError extends Error {
 }
 
 interface Component {
-  name: 'temporal' | 'kafka';
+  name: string;
   label: string;
   ports: { port: number; what: string; setting: string }[];
   command: (config: Config) => string[];
+  /** The arguments its command line ends with once the command has exec'd (see ProcessRecord). */
+  execsInto?: (config: Config) => string[];
+  env?: (config: Config) => NodeJS.ProcessEnv;
   ready: (config: Config) => Promise<boolean>;
   readyTimeoutMs: number;
 }
 
-function components(config: Config): Component[] {
+/** Master first, workers after it: `up` starts in this order, `down` stops in the reverse. */
+function sparkCluster(config: Config): Component[] {
+  const daemon = (args: (c: Config) => string[]) => ({
+    command: (c: Config) => sparkClassCommand(c, args(c)),
+    execsInto: args,
+    env: sparkDaemonEnv,
+    readyTimeoutMs: 120_000,
+  });
+  const workers = Array.from({ length: SPARK_WORKERS }, (_, i): Component => {
+    const n = i + 1;
+    return {
+      name: `spark-worker-${n}`,
+      label: `Spark worker ${n}`,
+      ports: [{ port: sparkWorkerUiPort(config, n), what: `Spark worker ${n} UI`, setting: 'SMARTCITY_SPARK_WORKER_UI_PORT' }],
+      ...daemon((c) => sparkWorkerArgs(c, n)),
+      ready: (c) => sparkWorkerReady(c, n),
+    };
+  });
+  return [
+    {
+      name: 'spark-master',
+      label: 'Spark master',
+      ports: [
+        { port: config.ports.sparkMaster, what: 'Spark master', setting: 'SMARTCITY_SPARK_MASTER_PORT' },
+        { port: config.ports.sparkMasterUi, what: 'Spark master UI', setting: 'SMARTCITY_SPARK_MASTER_UI_PORT' },
+      ],
+      ...daemon(sparkMasterArgs),
+      ready: sparkMasterReady,
+    },
+    ...workers,
+  ];
+}
+
+/** The Spark cluster's components when it is asked for, or when any of them runs. */
+function components(config: Config, options: { sparkCluster?: boolean } = {}): Component[] {
+  const cluster = sparkCluster(config);
+  const withCluster = options.sparkCluster === true || cluster.some((c) => runningProcess(config.dataDir, c.name) !== undefined);
+  return [...coreComponents(config), ...(withCluster ? cluster : [])];
+}
+
+function coreComponents(config: Config): Component[] {
   return [
     {
       name: 'temporal',
@@ -58,7 +114,8 @@ export interface ComponentStatus {
 
 export interface StackInfo {
   components: ComponentStatus[];
-  urls: { temporal: string; temporalUi: string; kafka: string };
+  /** sparkMaster and sparkMasterUi while the Spark cluster is part of the stack. */
+  urls: { temporal: string; temporalUi: string; kafka: string; sparkMaster?: string; sparkMasterUi?: string };
   topics: string[];
 }
 
@@ -66,8 +123,13 @@ export function stackTopics(config: Config): string[] {
   return [...Object.values(TOPICS), config.kafka.deadLetterTopic];
 }
 
-function urls(config: Config): StackInfo['urls'] {
-  return { temporal: config.temporal.address, temporalUi: config.temporal.uiUrl, kafka: config.kafka.brokers.join(',') };
+function urls(config: Config, withCluster: boolean): StackInfo['urls'] {
+  return {
+    temporal: config.temporal.address,
+    temporalUi: config.temporal.uiUrl,
+    kafka: config.kafka.brokers.join(','),
+    ...(withCluster && { sparkMaster: sparkMasterUrl(config), sparkMasterUi: sparkMasterUiUrl(config) }),
+  };
 }
 
 function assertLocal(config: Config): void {
@@ -78,12 +140,12 @@ function assertLocal(config: Config): void {
  * Starts whatever is not running yet, waits until every component answers, creates the topics.
  * On failure, stops what this call started and rethrows.
  */
-export async function stackUp(config: Config, log: (line: string) => void = () => {}): Promise<StackInfo> {
+export async function stackUp(config: Config, log: (line: string) => void = () => {}, options: { sparkCluster?: boolean } = {}): Promise<StackInfo> {
   assertLocal(config);
   const started: Component[] = [];
   const waits: Promise<void>[] = [];
   try {
-    const toStart = components(config).filter((component) => {
+    const toStart = components(config, options).filter((component) => {
       const running = runningProcess(config.dataDir, component.name) !== undefined;
       if (running) log(`${component.label} already running`);
       return !running;
@@ -97,9 +159,15 @@ export async function stackUp(config: Config, log: (line: string) => void = () =
     }
     for (const component of toStart) {
       log(`starting ${component.label}…`);
-      const record: ProcessRecord = startProcess(config.dataDir, component.name, component.command(config));
+      const record: ProcessRecord = startProcess(config.dataDir, component.name, component.command(config), {
+        ...(component.env && { env: component.env(config) }),
+        ...(component.execsInto && { execsInto: component.execsInto(config) }),
+      });
       started.push(component);
-      waits.push(waitUntilReady(record, component.label, () => component.ready(config), component.readyTimeoutMs));
+      const ready = waitUntilReady(record, component.label, () => component.ready(config), component.readyTimeoutMs);
+      waits.push(ready);
+      // A worker registers with a master that answers; the others start side by side.
+      if (component.name === 'spark-master') await ready;
     }
     await Promise.all(waits);
     const created = await ensureTopics(config, stackTopics(config));
@@ -112,19 +180,28 @@ export async function stackUp(config: Config, log: (line: string) => void = () =
   return stackStatus(config);
 }
 
-/** Stops exactly what `up` started (recorded under <dataDir>/run); returns the names stopped. */
+/**
+ * Stops exactly what `up` started (recorded under <dataDir>/run), and first the Spark jobs of this
+ * data dir: without the broker and Temporal they cannot work, and nothing else would stop their
+ * JVMs. Returns what it stopped. (`smartcity stack down` asks before it stops a running pipeline.)
+ */
 export async function stackDown(config: Config): Promise<string[]> {
   assertLocal(config);
   const stopped: string[] = [];
-  for (const component of components(config).reverse()) {
+  for (const job of await runningSparkJobs(config)) {
+    await stopSparkJob(config, job.name);
+    stopped.push(`Spark job ${job.name}`);
+  }
+  for (const component of components(config, { sparkCluster: true }).reverse()) {
     if (await stopProcess(config.dataDir, component.name)) stopped.push(component.label);
   }
   return stopped;
 }
 
 export async function stackStatus(config: Config): Promise<StackInfo> {
+  const shown = components(config);
   const statuses = await Promise.all(
-    components(config).map(async (component): Promise<ComponentStatus> => {
+    shown.map(async (component): Promise<ComponentStatus> => {
       const record = runningProcess(config.dataDir, component.name);
       const answering = await component.ready(config).catch(() => false);
       return {
@@ -137,5 +214,5 @@ export async function stackStatus(config: Config): Promise<StackInfo> {
       };
     }),
   );
-  return { components: statuses, urls: urls(config), topics: stackTopics(config) };
+  return { components: statuses, urls: urls(config, shown.some((c) => c.name === 'spark-master')), topics: stackTopics(config) };
 }

@@ -63,17 +63,33 @@ function writeBrokerConfig(config: Config): { properties: string; log4j: string;
   return { properties, log4j, dataDir };
 }
 
+/**
+ * A KRaft cluster id the way Kafka's own Uuid.randomUuid() makes one: base64url of 16 random bytes,
+ * drawn again while it begins with '-' (Kafka's tools would read such an id as an option).
+ */
+export function newClusterId(random: () => Buffer = () => randomBytes(16)): string {
+  for (;;) {
+    const id = random().toString('base64url');
+    if (!id.startsWith('-')) return id;
+  }
+}
+
+/**
+ * Formats <dataDir>/kafka/data for a new cluster. `--cluster-id=<id>` keeps the id one argument
+ * whatever its first character is.
+ */
+export function formatKafkaStorage(config: Config, clusterId: string): void {
+  const { properties, log4j } = writeBrokerConfig(config);
+  execFileSync('java', [`-Dlog4j2.configurationFile=${log4j}`, '-cp', tools.kafkaClasspath(config), 'kafka.tools.StorageTool', 'format', `--cluster-id=${clusterId}`, '-c', properties], {
+    stdio: 'pipe',
+  });
+}
+
 /** Formats the storage once (KRaft needs a cluster id) and returns the broker's command line. */
 export function kafkaCommand(config: Config): string[] {
   const { properties, log4j, dataDir } = writeBrokerConfig(config);
-  const java = ['java', `-Dlog4j2.configurationFile=${log4j}`, '-cp', tools.kafkaClasspath(config)];
-  if (!existsSync(join(dataDir, 'meta.properties'))) {
-    const clusterId = randomBytes(16).toString('base64url');
-    execFileSync(java[0]!, [...java.slice(1), 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', properties], {
-      stdio: 'pipe',
-    });
-  }
-  return [...java.slice(0, 1), '-Xms256m', '-Xmx1g', ...java.slice(1), 'kafka.Kafka', properties];
+  if (!existsSync(join(dataDir, 'meta.properties'))) formatKafkaStorage(config, newClusterId());
+  return ['java', '-Xms256m', '-Xmx1g', `-Dlog4j2.configurationFile=${log4j}`, '-cp', tools.kafkaClasspath(config), 'kafka.Kafka', properties];
 }
 
 /** True once the broker answers metadata requests. */

@@ -11,6 +11,11 @@ export interface ProcessRecord {
   name: string;
   pid: number;
   command: string[];
+  /**
+   * For a command that execs another program (spark-class execs java): the arguments the live
+   * process's command line ends with. Without it the command line must equal `command`.
+   */
+  execsInto?: string[];
   startedAt: string;
   log: string;
 }
@@ -58,7 +63,8 @@ export function runningProcess(dataDir: string, name: string): ProcessRecord | u
   if (!existsSync(path)) return undefined;
   const record = JSON.parse(readFileSync(path, 'utf8')) as ProcessRecord;
   const line = cmdline(record.pid);
-  if (isAlive(record.pid) && line === record.command.join(' ')) return record;
+  const ours = line === record.command.join(' ') || (record.execsInto !== undefined && line?.endsWith(` ${record.execsInto.join(' ')}`));
+  if (isAlive(record.pid) && ours) return record;
   rmSync(path, { force: true });
   return undefined;
 }
@@ -67,7 +73,7 @@ export function startProcess(
   dataDir: string,
   name: string,
   command: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; execsInto?: string[] } = {},
 ): ProcessRecord {
   mkdirSync(runDir(dataDir), { recursive: true });
   mkdirSync(join(dataDir, 'logs'), { recursive: true });
@@ -82,7 +88,7 @@ export function startProcess(
     });
     if (child.pid === undefined) throw new Error(`could not start ${name}: ${command[0]}`);
     child.unref();
-    const record: ProcessRecord = { name, pid: child.pid, command, startedAt: new Date().toISOString(), log };
+    const record: ProcessRecord = { name, pid: child.pid, command, ...(options.execsInto && { execsInto: options.execsInto }), startedAt: new Date().toISOString(), log };
     writeFileSync(recordPath(dataDir, name), JSON.stringify(record, null, 2));
     return record;
   } finally {

@@ -17,6 +17,8 @@ export const tools = {
   temporalTestServer: (c: Config) => need(join(c.toolsDir, 'venv', 'bin', 'temporal-test-server'), 'Temporal test server'),
   python: (c: Config) => need(join(c.toolsDir, 'venv', 'bin', 'python'), 'Python venv'),
   sparkSubmit: (c: Config) => need(join(c.toolsDir, 'venv', 'bin', 'spark-submit'), 'spark-submit (PySpark)'),
+  /** Runs a Spark class (the standalone Master and Worker) with PySpark's jars. */
+  sparkClass: (c: Config) => need(join(c.toolsDir, 'venv', 'bin', 'spark-class'), 'spark-class (PySpark)'),
   /** Java classpath of the Kafka broker and its tools. */
   kafkaClasspath: (c: Config) => `${need(join(c.toolsDir, 'kafka', 'libs'), 'Kafka jars')}/*`,
   sparkJarsDir: (c: Config) => need(join(c.toolsDir, 'spark-jars'), 'Spark-Kafka connector jars'),

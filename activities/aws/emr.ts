@@ -4,11 +4,12 @@
 import { AddJobFlowStepsCommand, CancelStepsCommand, DescribeStepCommand, ListStepsCommand, type Step, type StepSummary } from '@aws-sdk/client-emr';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { PipelineActivities, StreamingJobSpec, StreamingJobState } from '../types';
+import { latestIngestProgress } from '../progress';
+import type { IngestProgress, PipelineActivities, StreamingJobSpec, StreamingJobState } from '../types';
 import type { AwsDeps } from './clients';
 import { awsCall } from './errors';
 import { runRemoteOperation } from './operation';
-import { checkpointRoot, layerRoot, scriptUri } from './s3';
+import { checkpointRoot, layerRoot, progressLocation, readText, s3Uri, scriptUri } from './s3';
 
 /**
  * The EMR release the stack (infra/) creates clusters with, and the Spark version it ships. The
@@ -27,6 +28,7 @@ export function stepName(jobName: string): string {
 /** spark-submit of the ingest job from the artifacts bucket; the Kafka password stays in Secrets Manager. */
 export function ingestStepArgs(deps: AwsDeps, spec: StreamingJobSpec): string[] {
   const { aws, config } = deps;
+  const progress = progressLocation(aws, spec.jobName);
   const args = [
     'spark-submit',
     '--deploy-mode',
@@ -42,6 +44,8 @@ export function ingestStepArgs(deps: AwsDeps, spec: StreamingJobSpec): string[] 
     layerRoot(aws, 'quarantine'),
     '--checkpoint',
     checkpointRoot(aws, spec.jobName),
+    '--progress-file',
+    s3Uri(progress.bucket, progress.key),
     '--schemas-dir',
     scriptUri(aws, 'schemasDir'),
     '--brokers',
@@ -110,6 +114,21 @@ export function emrActivities(deps: AwsDeps): Pick<PipelineActivities, 'startStr
     });
   }
 
+  /**
+   * The latest micro-batch from the job's progress object (the step was given its location).
+   * Progress only resets the supervisor's backoff: a failed read is logged, never a failed watch.
+   */
+  async function lastProgress(jobName: string): Promise<IngestProgress | undefined> {
+    const { bucket, key } = progressLocation(deps.aws, jobName);
+    try {
+      const text = await readText(deps, bucket, key);
+      return text === undefined ? undefined : latestIngestProgress(text);
+    } catch (err) {
+      Context.current().log.warn('cannot read the streaming job\'s progress', { jobName, location: s3Uri(bucket, key), error: (err as Error).message });
+      return undefined;
+    }
+  }
+
   return {
     async startStreamingJob(spec) {
       const running = await latestStep(spec.jobName, true);
@@ -127,10 +146,13 @@ export function emrActivities(deps: AwsDeps): Pick<PipelineActivities, 'startStr
       return { jobName: spec.jobName, state: 'running', remoteId: stepId };
     },
 
+    /** Waits like the local watch, then reports the step's state with the job's latest micro-batch. */
     async watchStreamingJob({ jobName, maxWaitSeconds }) {
       const step = await latestStep(jobName, false);
       if (!step?.Id) return { jobName, state: 'unknown' };
-      return waitForStep(jobName, step.Id, maxWaitSeconds, (last) => Promise.resolve(last));
+      const state = await waitForStep(jobName, step.Id, maxWaitSeconds, (last) => Promise.resolve(last));
+      const progress = await lastProgress(jobName);
+      return progress ? { ...state, lastProgress: progress } : state;
     },
 
     async stopStreamingJob({ jobName, graceSeconds }) {

@@ -24,6 +24,15 @@ export function checkpointRoot(aws: AwsSettings, jobName: string): string {
   return s3Uri(aws.buckets.checkpoints, `checkpoints/${jobName}/`);
 }
 
+/**
+ * Where the streaming job keeps its progress lines: `_progress/<job>.jsonl` in the checkpoints
+ * bucket, as `<lake>/_progress/<job>.jsonl` locally. The step is told this location and the
+ * watch reads it, so both sides name it alike.
+ */
+export function progressLocation(aws: AwsSettings, jobName: string): { bucket: string; key: string } {
+  return { bucket: aws.buckets.checkpoints, key: `_progress/${jobName}.jsonl` };
+}
+
 /** Keys of the Spark code in the artifacts bucket: infra/ uploads it there, the activities run it from there. */
 export const SPARK_ARTIFACTS = {
   prefix: 'spark/',
@@ -84,17 +93,20 @@ export async function latestLanding(deps: AwsDeps, layer: 'raw' | 'curated', win
   return latest;
 }
 
-/** The JSON object at s3://bucket/key, or undefined when there is none. */
-export async function readJson(deps: AwsDeps, bucket: string, key: string): Promise<unknown> {
-  const action = `s3:GetObject on ${s3Uri(bucket, key)}`;
-  let body: string | undefined;
+/** The text of s3://bucket/key, or undefined when there is none. */
+export async function readText(deps: AwsDeps, bucket: string, key: string): Promise<string | undefined> {
   try {
     const object = await deps.clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-    body = await object.Body?.transformToString('utf8');
+    return await object.Body?.transformToString('utf8');
   } catch (err) {
     if (classifyAwsError(err).kind === 'not-found') return undefined;
-    throw awsFailure(err, action);
+    throw awsFailure(err, `s3:GetObject on ${s3Uri(bucket, key)}`);
   }
+}
+
+/** The JSON object at s3://bucket/key, or undefined when there is none. */
+export async function readJson(deps: AwsDeps, bucket: string, key: string): Promise<unknown> {
+  const body = await readText(deps, bucket, key);
   if (body === undefined) return undefined;
   try {
     return JSON.parse(body) as unknown;

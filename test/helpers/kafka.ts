@@ -15,6 +15,18 @@ export interface Consumed {
   event: SmartCityEvent;
 }
 
+/** Deletes those of `topics` that exist (a test's own topics, when it is done). */
+export async function deleteTopics(config: Config, topics: string[]): Promise<void> {
+  const admin = createKafka(config).admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    await admin.deleteTopics({ topics: topics.filter((t) => existing.has(t)) });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** The high watermark of every partition of `topics` now. */
 export async function snapshotOffsets(config: Config, topics: string[]): Promise<Offsets> {
   const admin = createKafka(config).admin();

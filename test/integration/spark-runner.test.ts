@@ -4,13 +4,12 @@
 // run's own, so runs never see each other's data.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../config';
-import { createKafka } from '../../kafka/client';
 import { EventProducer } from '../../producers/event-producer';
 import { fleetEvents } from '../../producers/fleet';
 import { SOURCES, type SmartCityEvent, type Source } from '../../schemas';
@@ -24,6 +23,7 @@ import {
   type IngestProgress,
   type SparkJobSpec,
 } from '../../spark/runner';
+import { deleteTopics } from '../helpers/kafka';
 
 const config = loadConfig();
 const run = randomUUID().slice(0, 8);
@@ -63,25 +63,43 @@ async function waitFor<T>(what: string, check: () => Promise<T | undefined>, tim
   }
 }
 
+/** The environment of every live process in a process group (the job's shell, spark-submit's JVM, the Python driver). */
+function groupEnvironments(pgid: number): Map<number, Map<string, string>> {
+  const found = new Map<number, Map<string, string>>();
+  for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) !== pgid) continue;
+      const pairs = readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').filter(Boolean);
+      found.set(Number(entry), new Map(pairs.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)])));
+    } catch {
+      // exited while we looked
+    }
+  }
+  return found;
+}
+
+// Secret-looking variables of the starter's environment: none may reach the job.
+const LEAKS = { SMARTCITY_TEMPORAL_API_KEY: `tmprl-${run}`, RUNNER_TEST_SECRET_TOKEN: `secret-${run}` };
+
 const streamSpec: SparkJobSpec = { name: streamName, job: 'stream_ingest', conf, args: { lakeRoot: lake, topics, triggerSeconds: 2, stopTimeoutSeconds: 20 } };
 
 describe('Spark job runner against real Spark and Kafka', () => {
   after(async () => {
     for (const name of [streamName, curateName, badName]) await stopSparkJob(config, name, 5_000);
-    const admin = createKafka(config).admin();
-    await admin.connect();
-    try {
-      const existing = new Set(await admin.listTopics());
-      await admin.deleteTopics({ topics: Object.values(topics).filter((t) => existing.has(t)) });
-    } finally {
-      await admin.disconnect();
-    }
+    await deleteTopics(config, Object.values(topics));
     rmSync(lake, { recursive: true, force: true });
   });
 
   test('a started streaming job runs, and its progress counts every event produced', SLOW, async () => {
     assert.equal(await produce(firstWave), firstWave.length);
-    const handle = await startSparkJob(config, streamSpec);
+    Object.assign(process.env, LEAKS);
+    let handle;
+    try {
+      handle = await startSparkJob(config, streamSpec);
+    } finally {
+      for (const name of Object.keys(LEAKS)) delete process.env[name];
+    }
     const progressFile = join(lake, '_progress', 'ingest.jsonl');
     assert.equal(handle.progressFile, progressFile);
     const status = await sparkJobStatus(config, streamName);
@@ -106,6 +124,16 @@ describe('Spark job runner against real Spark and Kafka', () => {
     const now = await sparkJobStatus(config, streamName);
     assert.equal(now.state, 'running');
     assert.deepEqual(now.lastProgress, lines[lines.length - 1]);
+
+    // Started with the secrets in our environment; the JVM and the Python driver run by now.
+    const environments = groupEnvironments(handle.pid);
+    assert.ok(environments.size >= 3, `the shell, the JVM and the Python driver: found ${environments.size}`);
+    for (const [pid, env] of environments) {
+      for (const [name, value] of Object.entries(LEAKS)) {
+        assert.ok(![...env.values()].some((v) => v.includes(value)), `${name}'s value reached pid ${pid}`);
+      }
+      assert.equal(env.get('SPARK_LOCAL_IP'), '127.0.0.1');
+    }
   });
 
   test('stopping it ends its whole process group, and it reports stopped', SLOW, async () => {

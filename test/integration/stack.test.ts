@@ -10,6 +10,7 @@ import { Client, Connection } from '@temporalio/client';
 import { loadConfig, type Config } from '../../config';
 import { createKafka } from '../../kafka/client';
 import { stackDown, stackStatus, stackUp, PortInUseError } from '../../stack';
+import { formatKafkaStorage, newClusterId } from '../../stack/kafka';
 import { isAlive, portIsFree } from '../../stack/processes';
 import { runCli } from '../helpers/cli';
 
@@ -22,9 +23,28 @@ const env = {
   SMARTCITY_TEMPORAL_UI_PORT: String(38233 + offset),
   SMARTCITY_KAFKA_PORT: String(39092 + offset),
   SMARTCITY_KAFKA_CONTROLLER_PORT: String(39093 + offset),
+  SMARTCITY_SPARK_MASTER_PORT: String(37077 + offset),
+  SMARTCITY_SPARK_MASTER_UI_PORT: String(38080 + offset),
+  SMARTCITY_SPARK_WORKER_UI_PORT: String(38081 + offset),
 };
 const config: Config = loadConfig({ ...process.env, ...env });
-const ports = Object.values(config.ports);
+const ports = [...Object.values(config.ports), config.ports.sparkWorkerUi + 1];
+
+/** The local addresses listening on a TCP port, from /proc/net/tcp and tcp6 (hex, as the kernel writes them). */
+function listeners(port: number): string[] {
+  const found: string[] = [];
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(file, 'utf8').split('\n').slice(1)) {
+      const [, local, , state] = line.trim().split(/\s+/);
+      if (!local || state !== '0A') continue; // 0A: LISTEN
+      const [address, hexPort] = local.split(':');
+      if (parseInt(hexPort!, 16) === port) found.push(address!);
+    }
+  }
+  return found;
+}
+// 127.0.0.1 as /proc/net/tcp writes it, and as tcp6 writes its v4-mapped form (::ffff:127.0.0.1).
+const LOOPBACK = new Set(['0100007F', '0000000000000000FFFF00000100007F']);
 
 /** Processes whose command line mentions this test's data folder. */
 function processesUsing(folder: string): number[] {
@@ -60,9 +80,9 @@ describe('smartcity stack', () => {
   test('up starts Temporal and Kafka, creates the topics and prints the URLs', async () => {
     const result = runCli(['stack', 'up'], env);
     assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stdout, /Temporal Web UI\s+http:\/\/localhost:38233/);
-    assert.match(result.stdout, /Temporal gRPC\s+127\.0\.0\.1:37233/);
-    assert.match(result.stdout, /Kafka bootstrap\s+127\.0\.0\.1:39092/);
+    assert.match(result.stdout, new RegExp(`Temporal Web UI\\s+http://localhost:${config.ports.temporalUi}`));
+    assert.match(result.stdout, new RegExp(`Temporal gRPC\\s+127\\.0\\.0\\.1:${config.ports.temporal}`));
+    assert.match(result.stdout, new RegExp(`Kafka bootstrap\\s+127\\.0\\.0\\.1:${config.ports.kafka}`));
 
     const info = await stackStatus(config);
     for (const c of info.components) assert.deepEqual([c.name, c.state, c.answering], [c.name, 'running', true]);
@@ -106,11 +126,32 @@ describe('smartcity stack', () => {
     }
   });
 
+  test('up --spark-cluster adds a master and two workers on loopback, shown by status', { timeout: 300_000 }, async () => {
+    const result = runCli(['stack', 'up', '--spark-cluster'], env, 280_000);
+    assert.equal(result.status, 0, result.stderr);
+    const { sparkMaster, sparkMasterUi, sparkWorkerUi } = config.ports;
+    assert.match(result.stdout, new RegExp(`Spark master\\s+running\\s+ports ${sparkMaster}, ${sparkMasterUi}`));
+    assert.match(result.stdout, new RegExp(`Spark worker 2\\s+running\\s+ports ${sparkWorkerUi + 1}`));
+    assert.match(result.stdout, new RegExp(`Spark master\\s+spark://127\\.0\\.0\\.1:${sparkMaster}`));
+    assert.match(result.stdout, new RegExp(`Spark master UI\\s+http://127\\.0\\.0\\.1:${sparkMasterUi}`));
+    // The worker runs its jobs on local[2] until told otherwise: up says how.
+    assert.match(result.stderr, new RegExp(`SMARTCITY_SPARK_MASTER=spark://127\\.0\\.0\\.1:${sparkMaster}`));
+    for (const port of [config.ports.sparkMaster, config.ports.sparkMasterUi, config.ports.sparkWorkerUi, config.ports.sparkWorkerUi + 1]) {
+      const addresses = listeners(port);
+      assert.ok(addresses.length > 0, `something listens on ${port}`);
+      for (const address of addresses) assert.ok(LOOPBACK.has(address), `port ${port} listens on ${address}, not loopback`);
+    }
+    const status = runCli(['stack', 'status'], env);
+    assert.equal(status.status, 0, status.stdout);
+    assert.match(status.stdout, /Spark worker 1\s+running/);
+  });
+
   test('down stops exactly what up started and leaves no process behind', async () => {
     const pids = (await stackStatus(config)).components.map((c) => c.pid!);
+    assert.equal(pids.length, 5);
     const result = runCli(['stack', 'down'], env);
     assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stdout, /stopped: Kafka broker, Temporal dev server/);
+    assert.match(result.stdout, /stopped: Spark worker 2, Spark worker 1, Spark master, Kafka broker, Temporal dev server/);
     for (const pid of pids) assert.equal(isAlive(pid), false, `pid ${pid} is gone`);
     assert.deepEqual(processesUsing(dataDir), []);
     for (const port of ports) assert.ok(await portIsFree(port), `port ${port} is free again`);
@@ -118,6 +159,29 @@ describe('smartcity stack', () => {
     const status = runCli(['stack', 'status'], env);
     assert.equal(status.status, 3, 'status exits 3 while the stack is down');
     assert.match(status.stdout, /Kafka broker\s+stopped/);
+  });
+
+  describe('the KRaft cluster id', () => {
+    // 0xf8 = 111110xx: the first base64url character is '-' (value 62).
+    const dashFirst = Buffer.from('f8'.padEnd(32, '7'), 'hex');
+
+    test('a new id never begins with a dash (Kafka\'s own rule), drawing again when it would', () => {
+      assert.ok(dashFirst.toString('base64url').startsWith('-'));
+      const draws = [dashFirst, dashFirst, Buffer.alloc(16, 7)];
+      assert.equal(newClusterId(() => draws.shift()!), Buffer.alloc(16, 7).toString('base64url'));
+      assert.equal(draws.length, 0);
+    });
+
+    test('storage formats with an id that begins with a dash', { timeout: 60_000 }, () => {
+      const folder = mkdtempSync(join(tmpdir(), 'smartcity-kafka-format-'));
+      try {
+        const id = dashFirst.toString('base64url');
+        formatKafkaStorage(loadConfig({ ...process.env, ...env, SMARTCITY_DATA_DIR: folder }), id);
+        assert.match(readFileSync(join(folder, 'kafka', 'data', 'meta.properties'), 'utf8'), new RegExp(`^cluster\\.id=${id}$`, 'm'));
+      } finally {
+        rmSync(folder, { recursive: true, force: true });
+      }
+    });
   });
 
   describe('with a port taken by another process', () => {
@@ -139,7 +203,7 @@ describe('smartcity stack', () => {
 
       const result = runCli(['stack', 'up'], env);
       assert.equal(result.status, 1);
-      assert.match(result.stderr, /port 39092/);
+      assert.match(result.stderr, new RegExp(`port ${config.ports.kafka}`));
     });
   });
 });

@@ -1,12 +1,18 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AddJobFlowStepsCommand, CancelStepsCommand, DescribeStepCommand, ListStepsCommand } from '@aws-sdk/client-emr';
+import { GetObjectCommand, type GetObjectCommandOutput } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
 import { emrActivities } from '../../activities/aws/emr';
 import { mockedAwsDeps, runActivity, sdkError } from '../helpers/aws-mock';
 
 const SPEC = { jobName: 'ingest', triggerSeconds: 10, maxOffsetsPerTrigger: 5000 };
 const NAME = 'smartcity-stream:ingest';
+const PROGRESS = { Bucket: 'sc-checkpoints', Key: '_progress/ingest.jsonl' };
+const body = (text: string) => ({ transformToString: () => Promise.resolve(text) }) as unknown as GetObjectCommandOutput['Body'];
+/** A progress line as the job writes it (spark/jobs/stream_ingest.py). */
+const line = (batchId: number) =>
+  JSON.stringify({ batch_id: batchId, ingest_time: '2026-03-02T07:00:00.000Z', duration_ms: 1500, consumed: 12, valid: { vehicle: 7, gps: 4 }, quarantined: { gps: 1 }, offsets: {}, freshness_ms: 900 });
 
 describe('streaming job as an EMR step', () => {
   test('adds one spark-submit step with S3 roots, brokers, the Kafka secret ARN and the trigger', async () => {
@@ -27,6 +33,8 @@ describe('streaming job as an EMR step', () => {
     assert.equal(flag('--raw-root'), 's3://sc-raw/raw/');
     assert.equal(flag('--quarantine-root'), 's3://sc-quarantine/quarantine/');
     assert.equal(flag('--checkpoint'), 's3://sc-checkpoints/checkpoints/ingest/');
+    // Where the watch reads the job's progress (the same location, named on both sides).
+    assert.equal(flag('--progress-file'), `s3://${PROGRESS.Bucket}/${PROGRESS.Key}`);
     assert.equal(flag('--brokers'), 'b-1.kafka.example:9096,b-2.kafka.example:9096');
     assert.equal(flag('--kafka-secret-id'), 'arn:aws:secretsmanager:eu-west-2:123456789012:secret:smartcity-kafka-AbCdEf');
     assert.equal(flag('--trigger-seconds'), '10');
@@ -70,6 +78,33 @@ describe('streaming job as an EMR step', () => {
     });
     assert.deepEqual(run.result, { jobName: 'ingest', state: 'running', remoteId: 's-RUN' });
     assert.equal(mocks.emr.commandCalls(DescribeStepCommand).length, 1);
+  });
+
+  test('watch returns the latest micro-batch from the step\'s progress object on S3', async () => {
+    const { deps, mocks } = mockedAwsDeps();
+    mocks.emr.on(ListStepsCommand).resolves({ Steps: [{ Id: 's-RUN', Name: NAME, Status: { State: 'RUNNING' } }] });
+    mocks.emr.on(DescribeStepCommand).resolves({ Step: { Id: 's-RUN', Status: { State: 'RUNNING' } } });
+    // Batch 8's line is being rewritten: the last complete line is the latest batch.
+    mocks.s3.on(GetObjectCommand, PROGRESS).resolves({ Body: body(`${line(6)}\n${line(7)}\n{"batch_id":8,"ingest_t`) });
+    const run = await runActivity(() => emrActivities(deps).watchStreamingJob({ jobName: 'ingest', maxWaitSeconds: 0 }));
+    assert.deepEqual(run.result, {
+      jobName: 'ingest',
+      state: 'running',
+      remoteId: 's-RUN',
+      lastProgress: { batchId: 7, at: '2026-03-02T07:00:01.500Z', consumed: 12, valid: 11, quarantined: 1, durationMs: 1500 },
+    });
+    assert.deepEqual(mocks.s3.commandCalls(GetObjectCommand).map((c) => c.args[0].input), [PROGRESS]);
+  });
+
+  test('watch without a progress object yet, or unable to read it, reports the step\'s state alone', async () => {
+    for (const error of [sdkError('NoSuchKey', { status: 404 }), sdkError('AccessDenied', { status: 403 }), sdkError('SlowDown', { status: 503 })]) {
+      const { deps, mocks } = mockedAwsDeps();
+      mocks.emr.on(ListStepsCommand).resolves({ Steps: [{ Id: 's-RUN', Name: NAME, Status: { State: 'RUNNING' } }] });
+      mocks.emr.on(DescribeStepCommand).resolves({ Step: { Id: 's-RUN', Status: { State: 'RUNNING' } } });
+      mocks.s3.on(GetObjectCommand).rejects(error);
+      const run = await runActivity(() => emrActivities(deps).watchStreamingJob({ jobName: 'ingest', maxWaitSeconds: 0 }));
+      assert.deepEqual(run.result, { jobName: 'ingest', state: 'running', remoteId: 's-RUN' }, error.name);
+    }
   });
 
   test('a cancelled watch does not cancel the step (the supervisor stops it)', async () => {

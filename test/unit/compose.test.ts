@@ -68,6 +68,16 @@ function pinProblem(ref: string): string | undefined {
   return /^v?\d+\.\d+/.test(tag) ? undefined : `${ref}: tag "${tag}" is not a release version`;
 }
 
+/** How a published port must read: `${SMARTCITY_BIND_ADDRESS:-127.0.0.1}:<host>:<container>`. */
+const BIND_DEFAULT = '127.0.0.1';
+const BOUND_PORT = /^\$\{SMARTCITY_BIND_ADDRESS:-([^}]+)\}:(\d+:\d+)$/;
+
+function bindingOf(name: string, port: string): { address: string; ports: string } {
+  const match = BOUND_PORT.exec(port);
+  assert.ok(match, `${name} publishes "${port}", not bound to \${SMARTCITY_BIND_ADDRESS:-${BIND_DEFAULT}}`);
+  return { address: match[1]!, ports: match[2]! };
+}
+
 const SECRET_NAME = /PASS|PWD|SECRET|TOKEN|API_?KEY|CREDENTIAL|PRIVATE/i;
 const SECRET_VALUE = [/AKIA[0-9A-Z]{16}/, /-----BEGIN [A-Z ]*PRIVATE KEY-----/, /aws_secret_access_key/i];
 /** A required interpolation with no default: ${NAME}, ${NAME?message} or ${NAME:?message}. */
@@ -149,16 +159,33 @@ describe('docker-compose.yml', () => {
     }
   });
 
-  test('publishes the local target\'s ports, so the CLI on the host works unchanged', () => {
+  test('publishes the local target\'s ports, on loopback unless SMARTCITY_BIND_ADDRESS opens them', () => {
     const published: Record<string, string[]> = {
       kafka: [`${defaults.ports.kafka}:9092`],
       temporal: [`${defaults.ports.temporal}:7233`],
       'temporal-ui': [`${defaults.ports.temporalUi}:8080`],
-      'spark-master': ['7077:7077', '8080:8080'],
+      'spark-master': [`${defaults.ports.sparkMasterUi}:8080`],
     };
     assert.deepEqual(published.kafka, ['9092:9092']);
     assert.deepEqual(published['temporal-ui'], ['8233:8080']);
-    for (const name of Object.keys(services)) assert.deepEqual(service(name).ports ?? [], published[name] ?? [], `${name} publishes other ports`);
+    for (const [name, ports] of Object.entries(published)) assert.deepEqual(service(name).ports?.map((p) => bindingOf(name, p).ports), ports, `${name} publishes other ports`);
+  });
+
+  test('every published port is bound to 127.0.0.1 by default, and the Spark master\'s submission port to none', () => {
+    let count = 0;
+    for (const [name, s] of Object.entries(services)) {
+      for (const port of s.ports ?? []) {
+        const { address, ports } = bindingOf(name, port);
+        assert.equal(address, BIND_DEFAULT, `${name} publishes ${port}: bind it to ${BIND_DEFAULT}`);
+        assert.ok(!ports.split(':').includes('7077'), `${name} publishes 7077: anyone who reaches it can submit code to the cluster`);
+        count++;
+      }
+    }
+    assert.ok(count >= 4);
+    // The variable is documented where users look for it.
+    assert.match(read('README.md'), /SMARTCITY_BIND_ADDRESS/);
+    assert.throws(() => bindingOf('x', '9092:9092'), /not bound/);
+    assert.throws(() => bindingOf('x', '0.0.0.0:9092:9092'), /not bound/);
   });
 
   test('Kafka advertises localhost:9092 to the host and the brokers the containers use', () => {

@@ -10,7 +10,7 @@ describe('configuration', () => {
   test('defaults describe the local target on the documented ports', () => {
     const config = loadConfig({});
     assert.equal(config.target, 'local');
-    assert.deepEqual(config.ports, { temporal: 7233, temporalUi: 8233, kafka: 9092, kafkaController: 9093 });
+    assert.deepEqual(config.ports, { temporal: 7233, temporalUi: 8233, kafka: 9092, kafkaController: 9093, sparkMaster: 7077, sparkMasterUi: 8080, sparkWorkerUi: 8081 });
     assert.deepEqual(config.kafka.brokers, ['127.0.0.1:9092']);
     assert.equal(config.temporal.uiUrl, 'http://localhost:8233');
     assert.equal(config.kafka.ssl, false);
@@ -41,6 +41,12 @@ describe('configuration', () => {
 
   test('two components on one port are refused', () => {
     assert.throws(() => loadConfig({ SMARTCITY_KAFKA_PORT: '7233' }), /ports must differ/);
+    // The second Spark worker's UI takes the port after the first's.
+    assert.throws(() => loadConfig({ SMARTCITY_SPARK_WORKER_UI_PORT: '8079' }), /ports must differ/);
+  });
+
+  test('SMARTCITY_BIND_ADDRESS belongs to docker-compose.yml: the CLI ignores it', () => {
+    assert.deepEqual(loadConfig({ SMARTCITY_BIND_ADDRESS: '0.0.0.0' }), loadConfig({}));
   });
 
   test('SASL takes its secret from the environment only, turns TLS on and is masked in output', () => {
