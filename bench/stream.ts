@@ -13,12 +13,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadConfig, type Config } from '../config';
+import { loadConfig, type Config, type SparkMaster } from '../config';
 import { createKafka } from '../kafka/client';
 import { EventProducer } from '../producers/event-producer';
 import { fleetEvents } from '../producers/fleet';
 import { SOURCES, type SmartCityEvent, type Source } from '../schemas';
-import { readProgress, sparkJobLogTail, sparkJobStatus, startSparkJob, stopSparkJob, type ProgressLine, type SparkMaster } from '../spark/runner';
+import { readProgress, sparkJobLogTail, sparkJobStatus, startSparkJob, stopSparkJob, type ProgressLine } from '../spark/runner';
 
 export interface BenchStreamOptions {
   config?: Config;

@@ -24,7 +24,7 @@ import { CreateCrawlerCommand, CreateDatabaseCommand, CreateJobCommand, CreateTa
 import { RunJobFlowCommand } from '@aws-sdk/client-emr';
 import { loadConfig, PROJECT_ROOT, type Config } from '../../config';
 import { createAwsClients, type AwsClients } from '../../activities/aws/clients';
-import type { CatalogColumn } from '../../activities/aws/athena';
+import type { CatalogColumn } from '../../activities/aws/glue';
 import { AWS_TEST_ENV } from './aws-mock';
 
 // moto accepts any credentials; these keep a developer's real ones out of every signed request.

@@ -9,13 +9,14 @@ import { DescribeStatementCommand } from '@aws-sdk/client-redshift-data';
 import { GetJobRunsCommand, StartJobRunCommand } from '@aws-sdk/client-glue';
 import { ListStepsCommand } from '@aws-sdk/client-emr';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { athenaActivities, queryOperation, type CatalogColumn } from '../../activities/aws/athena';
+import { athenaActivities, queryOperation } from '../../activities/aws/athena';
 import type { AwsDeps } from '../../activities/aws/clients';
 import { emrActivities } from '../../activities/aws/emr';
-import { glueActivities } from '../../activities/aws/glue';
+import { glueActivities, type CatalogColumn } from '../../activities/aws/glue';
 import { runRemoteOperation } from '../../activities/aws/operation';
 import { curateSummaryKey } from '../../activities/aws/s3';
-import { redshiftActivities, statementRows, warehouseQualityOperation } from '../../activities/aws/redshift';
+import { qualityActivities, warehouseQualityOperation } from '../../activities/aws/quality';
+import { redshiftActivities, statementRows } from '../../activities/aws/redshift';
 import { parseWindow } from '../../activities/duckdb';
 import { rulesOf } from '../../schemas/column-rules';
 import { runActivity } from '../helpers/aws-mock';
@@ -83,7 +84,7 @@ describe('Athena over the wire (moto)', () => {
         rows: [['gps', 3, 0, 0, 3, 'id-1, id-2, id-3', 0, null, null]],
       },
     ]);
-    const run = await runActivity(() => athenaActivities(depsOf(world)).checkQuality({ window }), { info });
+    const run = await runActivity(() => qualityActivities(depsOf(world)).checkQuality({ window }), { info });
     assert.equal(run.error, undefined, String(run.error));
     assert.equal(run.result?.passed, false);
     assert.equal(run.result?.counts.raw.gps, 3);
@@ -97,7 +98,7 @@ describe('Athena over the wire (moto)', () => {
     // Queries finish at once by default; this keeps them RUNNING (a server-wide setting, undone below).
     await setTransition(moto.endpoint, 'athena::execution', { progression: 'manual', times: 1_000_000 });
     try {
-      const op = queryOperation(depsOf(world), { what: 'a long query', purpose: 'test', sql: 'SELECT 1' });
+      const op = queryOperation(depsOf(world), { what: 'a long query', sql: 'SELECT 1', token: 'a-long-query-of-the-cancel-test-0001' });
       const run = await runActivity(() => runRemoteOperation(depsOf(world), op), { info, cancel: { afterHeartbeats: 2, how: 'workflow' } });
       assert.ok(run.error instanceof CancelledFailure, String(run.error));
       const id = (run.heartbeats[0] as { handle: string }).handle;
@@ -114,7 +115,7 @@ describe('Redshift Data over the wire (moto)', () => {
     const world = await lakeWorld();
     const deps = depsOf(world);
     // moto's statements never finish (always STARTED): the activity waits until the cancel arrives.
-    const op = warehouseQualityOperation(deps, parseWindow(window), [{ source: 'gps', columns: contractColumns('gps').map((c) => c.name) }]);
+    const op = warehouseQualityOperation(deps, parseWindow(window), [{ source: 'gps', columns: contractColumns('gps').map((c) => c.name) }], () => 'cancel-test');
     const run = await runActivity(() => runRemoteOperation(deps, op), { info, cancel: { afterHeartbeats: 3, how: 'workflow' } });
     assert.ok(run.error instanceof CancelledFailure, String(run.error));
     const id = (run.heartbeats[0] as { handle: string }).handle;
@@ -127,7 +128,7 @@ describe('Redshift Data over the wire (moto)', () => {
   test('statement results are read by column name from GetStatementResult', TIMEOUT, async () => {
     const world = await lakeWorld();
     const deps = depsOf(world);
-    const op = warehouseQualityOperation(deps, parseWindow(window), [{ source: 'gps', columns: ['event_id', 'event_time'] }]);
+    const op = warehouseQualityOperation(deps, parseWindow(window), [{ source: 'gps', columns: ['event_id', 'event_time'] }], () => 'rows-test');
     const id = await runActivity(() => op.start());
     // moto answers every statement with the same three rows, whatever the SQL.
     const rows = await statementRows(deps, id.result!);
