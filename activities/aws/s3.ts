@@ -81,6 +81,15 @@ export async function latestLanding(deps: AwsDeps, layer: 'raw' | 'curated', win
   return latest;
 }
 
+/** Bytes [start, end) of an object. */
+export async function readRange(deps: AwsDeps, bucket: string, key: string, start: number, end: number): Promise<ArrayBuffer> {
+  return awsCall(`s3:GetObject on ${s3Uri(bucket, key)}`, async () => {
+    const object = await deps.clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end - 1}` }));
+    const bytes = (await object.Body?.transformToByteArray()) ?? new Uint8Array();
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  });
+}
+
 /** The JSON object at s3://bucket/key, or undefined when there is none. */
 export async function readJson(deps: AwsDeps, bucket: string, key: string): Promise<unknown> {
   const action = `s3:GetObject on ${s3Uri(bucket, key)}`;

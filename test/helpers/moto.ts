@@ -197,7 +197,7 @@ export async function createBuckets(world: MotoWorld): Promise<void> {
   }
 }
 
-export async function putObject(world: MotoWorld, bucket: string, key: string, body: string): Promise<void> {
+export async function putObject(world: MotoWorld, bucket: string, key: string, body: string | Uint8Array): Promise<void> {
   await world.clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
 }
 

@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { GetQueryExecutionCommand, GetQueryResultsCommand, StartQueryExecutionCommand } from '@aws-sdk/client-athena';
-import { GetTablesCommand } from '@aws-sdk/client-glue';
+import { GetPartitionsCommand, GetTablesCommand } from '@aws-sdk/client-glue';
 import {
   BatchExecuteStatementCommand,
   DescribeStatementCommand,
@@ -30,6 +30,7 @@ import { qualityActivities, warehouseQualitySql } from '../../activities/aws/qua
 import { redshiftActivities } from '../../activities/aws/redshift';
 import { parseWindow } from '../../activities/lake';
 import { sqlString, timestampLiteral } from '../../activities/sql';
+import { readAwsStoredState } from '../../report/aws';
 import { mockedAwsDeps, runActivity, type AwsMocks } from '../helpers/aws-mock';
 import { startPostgres, type PgDatabase, type Postgres } from '../helpers/postgres';
 import { unparsable, type Statement } from '../helpers/sqlglot';
@@ -117,6 +118,18 @@ async function sentByActivities(): Promise<{ athena: string[]; redshift: string[
   return { athena: athenaSent(mocks), redshift: redshiftSent(mocks) };
 }
 
+/** What `smartcity report` sends on the aws target, every warehouse table existing. */
+async function sentByReport(): Promise<{ athena: string[]; redshift: string[] }> {
+  const { deps, mocks } = mockedAwsDeps();
+  stubAws(mocks);
+  const tables = ['vehicle', 'gps', 'traffic', 'weather', 'emergency', 'loaded_windows'];
+  mocks.glue.on(GetPartitionsCommand).resolves({ Partitions: [] });
+  mocks.s3.on(ListObjectsV2Command).resolves({ Contents: [] });
+  mocks.redshiftData.on(GetStatementResultCommand, { Id: 'one' }).resolves({ ColumnMetadata: [{ name: 'table_name' }], Records: tables.map((t) => [{ stringValue: t }]) });
+  await readAwsStoredState(deps.config, { clients: deps.clients, pollIntervalMs: 2 });
+  return { athena: athenaSent(mocks), redshift: redshiftSent(mocks) };
+}
+
 const forAthena = (sqls: string[]): Statement[] => sqls.flatMap((sql) => [{ dialect: 'athena' as const, sql }, { dialect: 'trino' as const, sql }]);
 const forRedshift = (sqls: string[]): Statement[] => sqls.map((sql) => ({ dialect: 'redshift' as const, sql }));
 
@@ -128,6 +141,13 @@ describe('the aws SQL, parsed by sqlglot in each engine\'s dialect', () => {
     const kinds = new Set(sent.redshift.map((s) => /^(CREATE TEMP TABLE|CREATE TABLE|COPY|DELETE|INSERT|SELECT)/.exec(s)?.[1]));
     assert.deepEqual([...kinds].sort(), ['COPY', 'CREATE TABLE', 'CREATE TEMP TABLE', 'DELETE', 'INSERT', 'SELECT']);
     assert.equal(sent.redshift.filter((s) => s.startsWith('COPY')).length, 3, 'gps in two hours, vehicle in one');
+    assert.deepEqual(await unparsable([...forAthena(sent.athena), ...forRedshift(sent.redshift)]), []);
+  });
+
+  test('every statement smartcity report sends on the aws target parses', TIMEOUT, async () => {
+    const sent = await sentByReport();
+    assert.equal(sent.athena.length, 1, 'the lake counts');
+    assert.equal(sent.redshift.length, 3, 'the warehouse tables, then the counts and the loaded windows');
     assert.deepEqual(await unparsable([...forAthena(sent.athena), ...forRedshift(sent.redshift)]), []);
   });
 
