@@ -13,6 +13,7 @@ import { catalogTables, partitionCount, tableName, type Catalog } from '../activ
 import { awaitOperation } from '../activities/aws/operation';
 import { statementOperation } from '../activities/aws/redshift';
 import { layerRoot, listObjects, readRange } from '../activities/aws/s3';
+import { zeroCounts } from '../activities/lake';
 import { ident, rowNumber, sqlString, type Row } from '../activities/sql';
 import type { SourceCounts } from '../activities/types';
 import { SOURCES, type Source } from '../schemas';
@@ -25,8 +26,6 @@ const QUERY_DEADLINE_MS = 5 * 60_000;
 /** Parquet footers read at once. */
 const FOOTER_READS = 8;
 const READ_ATTEMPTS = 3;
-
-const zeroCounts = (): SourceCounts => Object.fromEntries(SOURCES.map((s) => [s, 0])) as SourceCounts;
 
 /** Rows per source of the raw and curated tables the catalog has, in one Athena query. */
 export function lakeCountsSql(catalog: Catalog): string | undefined {

@@ -10,7 +10,7 @@ import {
 } from '@aws-sdk/client-athena';
 import { ApplicationFailure } from '@temporalio/common';
 import { SOURCES, type Source } from '../../schemas';
-import { EVENT_TIME, hourPartitions, parseWindow, type Window } from '../lake';
+import { EVENT_TIME, hourPartitions, parseWindow, zeroCounts, type Window } from '../lake';
 import { ident, rowNumber, sqlString, timestampLiteral, type Row } from '../sql';
 import type { PipelineActivities, SourceCounts, TimeWindow } from '../types';
 import type { AwsDeps } from './clients';
@@ -137,8 +137,6 @@ export function rawCountsSql(catalog: Catalog, windows: Window[]): string | unde
   });
   return selects.length ? selects.join('\nUNION ALL\n') : undefined;
 }
-
-export const zeroCounts = (): SourceCounts => Object.fromEntries(SOURCES.map((s) => [s, 0])) as SourceCounts;
 
 export function athenaActivities(deps: AwsDeps): Pick<PipelineActivities, 'countRawWindows'> {
   return {

@@ -3,11 +3,11 @@
 // tables), the warehouse on Redshift; curated and the warehouse compare by count and an
 // order-independent fingerprint of their event ids, so no id leaves either engine.
 import { SOURCES, type Source } from '../../schemas';
-import { EVENT_ID, hourPartitions, parseWindow, type Window } from '../lake';
+import { EVENT_ID, hourPartitions, parseWindow, zeroCounts, type Window } from '../lake';
 import { bounds, examples, rulesOf, type ColumnRule } from '../../schemas/column-rules';
 import { ident, rowBigint, rowNumber, sqlString, type Row } from '../sql';
 import type { PipelineActivities, QualityCheck, QualityResult, TimeWindow } from '../types';
-import { inWindow, partitionFilter, queryOperation, zeroCounts } from './athena';
+import { inWindow, partitionFilter, queryOperation } from './athena';
 import type { AwsDeps } from './clients';
 import { catalogTables, tableName, type Catalog } from './glue';
 import { allOperations, idempotencyToken, runRemoteOperation, type RemoteOperation } from './operation';

@@ -14,9 +14,9 @@ import {
 } from '@aws-sdk/client-redshift-data';
 import { ApplicationFailure } from '@temporalio/common';
 import { SOURCES, type Source } from '../../schemas';
-import { EVENT_TIME, hourPartitions, parseWindow, type Window } from '../lake';
+import { EVENT_TIME, hourPartitions, parseWindow, zeroCounts, type Window } from '../lake';
 import { ident, sqlString, timestampLiteral, type Row } from '../sql';
-import type { LoadResult, PipelineActivities, SourceCounts, TimeWindow } from '../types';
+import type { LoadResult, PipelineActivities, TimeWindow } from '../types';
 import type { AwsDeps } from './clients';
 import { awsCall } from './errors';
 import { catalogTables, tableName, type CatalogColumn } from './glue';
@@ -230,7 +230,7 @@ export function redshiftActivities(deps: AwsDeps): Pick<PipelineActivities, 'loa
           token: (joined) => idempotencyToken(`load-${source}`, joined),
         });
       }
-      const rows = Object.fromEntries(SOURCES.map((s) => [s, 0])) as SourceCounts;
+      const rows = zeroCounts();
       if (Object.keys(parts).length === 0) return { rows };
       const results = await runRemoteOperation(deps, allOperations(`warehouse load of ${window.label}`, parts));
       for (const [source, result] of Object.entries(results)) rows[source as Source] = Number(result[0]?.[0]?.row_count ?? 0);

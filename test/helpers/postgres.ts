@@ -5,10 +5,10 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../config';
+import { freePort } from './free-port';
 
 function run(file: string, args: string[], input?: string): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -23,17 +23,6 @@ function psqlPath(): string {
   const found = versions.map((v) => join(root, v, 'bin', 'psql')).find(existsSync);
   if (!found) throw new Error('PostgreSQL is not installed: run scripts/setup.sh --browser (apt-get install postgresql)');
   return found;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 /** A result row by column name; NULL is null. */
