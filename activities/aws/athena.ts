@@ -121,6 +121,7 @@ function timeOf(layer: 'raw' | 'curated'): string {
   return layer === 'raw' ? `from_iso8601_timestamp(${ident(EVENT_TIME)})` : ident(EVENT_TIME);
 }
 
+/** The row's event time lies in [from, to), whichever way the layer holds it. */
 export function inWindow(layer: 'raw' | 'curated', from: string, to: string): string {
   const bound = (iso: string) => (layer === 'raw' ? `from_iso8601_timestamp(${sqlString(iso)})` : timestampLiteral(iso));
   return `${timeOf(layer)} >= ${bound(from)} AND ${timeOf(layer)} < ${bound(to)}`;
