@@ -12,6 +12,7 @@ import type { Layer } from './types';
 
 // Shared with the aws activities, which must not load DuckDB: see ./lake.
 export { EVENT_ID, EVENT_TIME, hourPartitions, parseWindow, type Column, type Window } from './lake';
+export { ident } from './sql';
 
 
 /** Another process (the CLI's report, a second worker) may hold a database file for a moment. */
@@ -117,11 +118,6 @@ export type Row = Record<string, Json>;
 export async function queryRows(conn: DuckDBConnection, sql: string, params?: Params | DuckDBValue[]): Promise<Row[]> {
   const reader = await conn.runAndReadAll(sql, params);
   return reader.getRowObjectsJson();
-}
-
-/** A SQL identifier in double quotes, safe whatever the name holds. */
-export function ident(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
 }
 
 /** A value of a result row as text (NULL as `null`), for names, types and messages. */

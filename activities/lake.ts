@@ -2,7 +2,8 @@
 // windows and the event-time partitions that can hold them. The DuckDB (local) and AWS activities
 // import these from here, so an aws worker never loads DuckDB.
 import { ApplicationFailure } from '@temporalio/common';
-import type { TimeWindow } from './types';
+import { SOURCES } from '../schemas';
+import type { SourceCounts, TimeWindow } from './types';
 
 /** Lake columns every event carries (snake_case, as the Spark jobs write them). */
 export const EVENT_ID = 'event_id';
@@ -33,6 +34,9 @@ export function parseWindow(window: TimeWindow): Window {
   const to = new Date(toMs).toISOString();
   return { from, to, fromMs, toMs, label: `${from}/${to}` };
 }
+
+/** Every source at 0 rows: the start of any per-source count. */
+export const zeroCounts = (): SourceCounts => Object.fromEntries(SOURCES.map((s) => [s, 0])) as SourceCounts;
 
 const HOUR_MS = 3_600_000;
 

@@ -19,12 +19,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadConfig, type Config } from '../config';
+import { loadConfig, type Config, type SparkMaster } from '../config';
 import { createKafka } from '../kafka/client';
 import { EventProducer } from '../producers/event-producer';
 import { fleetEvents } from '../producers/fleet';
 import { SOURCES, type SmartCityEvent, type Source } from '../schemas';
-import { readProgress, sparkJobLogTail, sparkJobStatus, startSparkJob, stopSparkJob, type ProgressLine, type SparkJobSpec, type SparkMaster } from '../spark/runner';
+import { readProgress, sparkJobLogTail, sparkJobStatus, startSparkJob, stopSparkJob, type ProgressLine, type SparkJobSpec } from '../spark/runner';
 
 export interface BenchStreamOptions {
   config?: Config;

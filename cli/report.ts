@@ -12,7 +12,9 @@ export const REPORT_USAGE = `smartcity report [--json] [--html FILE]
   The pipeline's state: rows per source in raw, quarantine, curated and the warehouse, every window
   with its status, quality checks and per-stage timings, and links to the runs in the Temporal Web
   UI. Reads the local target's lake, catalog and warehouse files (read-only, beside a running
-  worker) and Temporal when it is up; works before anything was loaded too.
+  worker), or on SMARTCITY_TARGET=aws the Glue catalog, Athena, the quarantine bucket and Redshift
+  (queries only; AWS credentials from the default chain), and Temporal when it is up; works before
+  anything was loaded too.
 
   --json        print the report as JSON (per source the rows of each layer, the loaded windows, …)
   --html FILE   also write a self-contained HTML page (opens offline): a map of each vehicle's route

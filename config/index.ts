@@ -4,9 +4,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { z } from 'zod';
-import type { SparkMaster } from '../spark/runner';
 
 export const PROJECT_ROOT = resolve(__dirname, '..');
+
+/** `local[N]`, `local[*]` or a standalone cluster's `spark://host:7077`. */
+export type SparkMaster = `local[${number}]` | 'local[*]' | `spark://${string}`;
 
 const port = z.coerce.number().int().min(1).max(65535);
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);

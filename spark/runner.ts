@@ -16,15 +16,12 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, rea
 import { isAbsolute, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PROJECT_ROOT, type Config } from '../config';
+import { PROJECT_ROOT, type Config, type SparkMaster } from '../config';
 import type { Source } from '../schemas';
 import { isAlive, logPath, runDir, runningProcess, startProcess, tailLog } from '../stack/processes';
 import { tools } from '../stack/tools';
 
 export type SparkJobKind = 'stream_ingest' | 'curate' | 'bare_copy';
-
-/** `local[N]`, `local[*]` or a standalone cluster's `spark://host:7077`. */
-export type SparkMaster = `local[${number}]` | 'local[*]' | `spark://${string}`;
 
 /** Flags of spark/jobs/stream_ingest.py; every path may be local or s3://. */
 export interface IngestArgs {

@@ -1,7 +1,7 @@
 // The streaming ingest job on the aws target: one EMR step (spark-submit through
 // command-runner.jar) on the configured cluster, named after the job so a retried start finds the
 // step it already added instead of adding a second one.
-import { AddJobFlowStepsCommand, CancelStepsCommand, DescribeStepCommand, ListStepsCommand, type Step, type StepSummary } from '@aws-sdk/client-emr';
+import { AddJobFlowStepsCommand, CancelStepsCommand, DescribeStepCommand, paginateListSteps, type Step, type StepSummary } from '@aws-sdk/client-emr';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { latestIngestProgress } from '../progress';
@@ -74,12 +74,18 @@ const TERMINAL = (state: StreamingJobState['state']) => state !== 'running';
 export function emrActivities(deps: AwsDeps): Pick<PipelineActivities, 'startStreamingJob' | 'watchStreamingJob' | 'stopStreamingJob'> {
   const cluster = deps.aws.emr.clusterId;
 
-  /** The newest step of the job: an active one when `active`, else whatever state it ended in. */
+  /**
+   * The newest step of the job: an active one when `active`, else whatever state it ended in.
+   * Steps come newest first, 50 a page: on a busy cluster the job's step may be on a later page.
+   */
   async function latestStep(jobName: string, active: boolean): Promise<StepSummary | undefined> {
-    const res = await awsCall(`elasticmapreduce:ListSteps on cluster ${cluster}`, () =>
-      deps.clients.emr.send(new ListStepsCommand({ ClusterId: cluster, ...(active && { StepStates: [...ACTIVE_STATES] }) })),
-    );
-    return (res.Steps ?? []).find((s) => s.Name === stepName(jobName));
+    return awsCall(`elasticmapreduce:ListSteps on cluster ${cluster}`, async () => {
+      for await (const page of paginateListSteps({ client: deps.clients.emr }, { ClusterId: cluster, ...(active && { StepStates: [...ACTIVE_STATES] }) })) {
+        const step = (page.Steps ?? []).find((s) => s.Name === stepName(jobName));
+        if (step) return step;
+      }
+      return undefined;
+    });
   }
 
   async function describe(jobName: string, stepId: string): Promise<StreamingJobState> {

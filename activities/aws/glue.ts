@@ -1,16 +1,17 @@
-// Glue on the aws target: the raw/curated crawlers (catalog) and the curate job (ETL), each run
-// as one remote operation: start or join, wait with heartbeats, fetch the result or the evidence
-// of the failure. Every function below makes at most one SDK call per request.
+// Glue on the aws target: the Data Catalog as the other services see it (the lake's tables and
+// their columns), the raw/curated crawlers that fill it and the curate job (ETL). Crawls and job
+// runs are each one remote operation: start or join, wait with heartbeats, fetch the result or
+// the evidence of the failure.
 import {
   BatchStopJobRunCommand,
   GetCrawlerCommand,
   GetJobRunCommand,
-  GetJobRunsCommand,
-  GetPartitionsCommand,
-  GetTablesCommand,
   StartCrawlerCommand,
   StartJobRunCommand,
   StopCrawlerCommand,
+  paginateGetJobRuns,
+  paginateGetPartitions,
+  paginateGetTables,
   type Crawler,
   type JobRun,
   type Table,
@@ -25,6 +26,46 @@ import { awsCall, awsFailure, classifyAwsError } from './errors';
 import { logTail } from './logs';
 import { runRemoteOperation } from './operation';
 import { curateSummaryKey, latestLanding, layerRoot, readJson, s3Uri, scriptUri } from './s3';
+import { sqlString } from '../sql';
+
+// ---- the Data Catalog as Athena and Redshift see it ---------------------------------------------
+
+export interface CatalogColumn {
+  name: string;
+  /** Hive type as the crawler wrote it: string, bigint, double, timestamp, decimal(10,2)… */
+  type: string;
+}
+
+export interface CatalogTable {
+  name: string;
+  /** Columns of the files, in file order (what a Parquet COPY maps by position). */
+  columns: CatalogColumn[];
+  partitionKeys: CatalogColumn[];
+  /** When the crawler last changed the table. */
+  updatedAt?: Date;
+}
+
+export type Catalog = Map<string, CatalogTable>;
+
+export const tableName = (layer: 'raw' | 'curated', source: Source): string => `${layer}_${source}`;
+
+/** Every table of the configured Glue database, by name. */
+export async function catalogTables(deps: AwsDeps): Promise<Catalog> {
+  const columnsOf = (list: { Name?: string; Type?: string }[] | undefined) =>
+    (list ?? []).map((c) => ({ name: (c.Name ?? '').toLowerCase(), type: (c.Type ?? '').toLowerCase() }));
+  const catalog: Catalog = new Map();
+  for (const t of await glueTables(deps)) {
+    if (!t.Name) continue;
+    const updatedAt = t.UpdateTime ?? t.CreateTime;
+    catalog.set(t.Name, {
+      name: t.Name,
+      columns: columnsOf(t.StorageDescriptor?.Columns),
+      partitionKeys: columnsOf(t.PartitionKeys),
+      ...(updatedAt && { updatedAt }),
+    });
+  }
+  return catalog;
+}
 
 // ---- crawlers ----------------------------------------------------------------------------------
 
@@ -47,42 +88,29 @@ interface CrawlHandle {
 export async function glueTables(deps: AwsDeps, prefix = ''): Promise<Table[]> {
   const database = deps.aws.glue.database;
   const tables: Table[] = [];
-  let token: string | undefined;
-  do {
-    const page = await awsCall(`glue:GetTables on database ${database}`, () =>
-      deps.clients.glue.send(
-        new GetTablesCommand({ DatabaseName: database, ...(prefix && { Expression: `${prefix}.*` }), ...(token !== undefined && { NextToken: token }) }),
-      ),
-    );
-    tables.push(...(page.TableList ?? []).filter((t) => t.Name?.startsWith(prefix)));
-    token = page.NextToken || undefined;
-  } while (token !== undefined);
+  await awsCall(`glue:GetTables on database ${database}`, async () => {
+    for await (const page of paginateGetTables({ client: deps.clients.glue }, { DatabaseName: database, ...(prefix && { Expression: `${prefix}.*` }) })) {
+      tables.push(...(page.TableList ?? []).filter((t) => t.Name?.startsWith(prefix)));
+    }
+  });
   return tables.sort((a, b) => (a.Name ?? '').localeCompare(b.Name ?? ''));
 }
 
 const layerTables = (deps: AwsDeps, layer: Layer): Promise<Table[]> => glueTables(deps, `${layer}_`);
 
-async function windowPartitionCount(deps: AwsDeps, table: string, dates: string[]): Promise<number> {
+/** Partitions of a table, optionally only those matching a Glue partition `expression`. */
+export async function partitionCount(deps: AwsDeps, table: string, expression?: string): Promise<number> {
   const database = deps.aws.glue.database;
   let count = 0;
-  let token: string | undefined;
-  do {
-    const page = await awsCall(`glue:GetPartitions on table ${database}.${table}`, () =>
-      deps.clients.glue.send(
-        new GetPartitionsCommand({
-          DatabaseName: database,
-          TableName: table,
-          Expression: `date IN (${dates.map((d) => `'${d}'`).join(', ')})`,
-          ExcludeColumnSchema: true,
-          ...(token !== undefined && { NextToken: token }),
-        }),
-      ),
-    );
-    count += page.Partitions?.length ?? 0;
-    token = page.NextToken || undefined;
-  } while (token !== undefined);
+  await awsCall(`glue:GetPartitions on table ${database}.${table}`, async () => {
+    const input = { DatabaseName: database, TableName: table, ExcludeColumnSchema: true, ...(expression !== undefined && { Expression: expression }) };
+    for await (const page of paginateGetPartitions({ client: deps.clients.glue }, input)) count += page.Partitions?.length ?? 0;
+  });
   return count;
 }
+
+const windowPartitionCount = (deps: AwsDeps, table: string, dates: string[]): Promise<number> =>
+  partitionCount(deps, table, `date IN (${dates.map(sqlString).join(', ')})`);
 
 function windowDates(window: TimeWindow): string[] {
   return [...new Set(hourPartitions(parseWindow(window)).map((p) => p.slice('date='.length, 'date='.length + 10)))];
@@ -195,13 +223,21 @@ function curateArguments(deps: AwsDeps, window: TimeWindow): Record<string, stri
   };
 }
 
+/** How long after its start a run may still be active: Glue stops it at its timeout (minutes), plus slack for the state to settle. */
+const activeUntil = (run: JobRun): number => (run.StartedOn?.getTime() ?? 0) + ((run.Timeout ?? 2880) + 10) * 60_000;
+
 async function activeRunFor(deps: AwsDeps, job: string, args: Record<string, string>): Promise<string | undefined> {
-  // Newest first; a run still active for the window is among the most recent ones.
-  const res = await awsCall(`glue:GetJobRuns on job ${job}`, () => deps.clients.glue.send(new GetJobRunsCommand({ JobName: job, MaxResults: 200 })));
-  const run = (res.JobRuns ?? []).find(
-    (r) => ACTIVE_RUN_STATES.has(r.JobRunState ?? '') && r.Arguments?.['--from'] === args['--from'] && r.Arguments?.['--to'] === args['--to'],
-  );
-  return run?.Id;
+  return awsCall(`glue:GetJobRuns on job ${job}`, async () => {
+    // Newest first. A page whose runs are all past their timeout ends the search: older runs
+    // cannot be active either, and the job's history may hold months of runs.
+    for await (const page of paginateGetJobRuns({ client: deps.clients.glue }, { JobName: job, MaxResults: 200 })) {
+      const runs = page.JobRuns ?? [];
+      const run = runs.find((r) => ACTIVE_RUN_STATES.has(r.JobRunState ?? '') && r.Arguments?.['--from'] === args['--from'] && r.Arguments?.['--to'] === args['--to']);
+      if (run) return run.Id;
+      if (runs.every((r) => activeUntil(r) < Date.now())) return undefined;
+    }
+    return undefined;
+  });
 }
 
 async function getJobRun(deps: AwsDeps, job: string, runId: string): Promise<JobRun> {

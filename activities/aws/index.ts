@@ -1,12 +1,13 @@
 // The aws target's activities: EMR for the streaming job, Glue for crawls and the curate job,
-// Redshift (Data API) for the warehouse, Athena for the lake queries. One set of SDK clients,
-// shared by every activity of the worker.
+// Redshift (Data API) for the warehouse, Athena for the lake queries, both for the quality checks.
+// One set of SDK clients, shared by every activity of the worker.
 import type { Config } from '../../config';
 import type { PipelineActivities } from '../types';
 import { athenaActivities } from './athena';
 import { createAwsClients, type AwsClients, type AwsDeps } from './clients';
 import { emrActivities } from './emr';
 import { glueActivities } from './glue';
+import { qualityActivities } from './quality';
 import { redshiftActivities } from './redshift';
 
 /** Between two status calls of a running job, query or statement. */
@@ -21,7 +22,7 @@ export function awsActivities(
   const clients = opts.clients ?? createAwsClients(aws);
   const deps: AwsDeps = { config, aws, clients, pollIntervalMs: opts.pollIntervalMs ?? POLL_INTERVAL_MS };
   return {
-    activities: { ...emrActivities(deps), ...glueActivities(deps), ...redshiftActivities(deps), ...athenaActivities(deps) },
+    activities: { ...emrActivities(deps), ...glueActivities(deps), ...redshiftActivities(deps), ...athenaActivities(deps), ...qualityActivities(deps) },
     close: async () => {
       // Clients passed in belong to the caller (tests), who closes them.
       if (!opts.clients) for (const client of Object.values(clients) as { destroy(): void }[]) client.destroy();

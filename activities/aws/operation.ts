@@ -4,6 +4,7 @@
 // Only a cancellation requested by the workflow stops the remote work: a worker shutdown or a
 // heartbeat timeout leaves it running for the next attempt to join.
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Context, log } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import type { AwsDeps } from './clients';
@@ -64,6 +65,24 @@ export async function runRemoteOperation<H, R>(deps: AwsDeps, op: RemoteOperatio
       }
     }
     throw err;
+  }
+}
+
+/**
+ * Runs an operation to its end outside an activity (the CLI's report on the aws target): no
+ * heartbeat and nothing to resume from. Past `deadlineMs` it is stopped and the wait fails.
+ */
+export async function awaitOperation<H, R>(deps: AwsDeps, op: RemoteOperation<H, R>, deadlineMs: number): Promise<R> {
+  const deadline = Date.now() + deadlineMs;
+  const handle = (await op.find?.()) ?? (await op.start());
+  for (;;) {
+    const status = await op.poll(handle);
+    if (status.done) return status.result;
+    if (Date.now() >= deadline) {
+      await op.cancel(handle);
+      throw new Error(`${op.what} did not finish within ${Math.round(deadlineMs / 1000)} s, so it was stopped`);
+    }
+    await sleep(deps.pollIntervalMs);
   }
 }
 

@@ -1,5 +1,5 @@
-// Redshift through the Data API on the aws target: the warehouse load of a curated window and the
-// warehouse side of the quality checks. A load is, per source, one BatchExecuteStatement (one
+// Redshift through the Data API on the aws target: running statements, and the warehouse load of a
+// curated window (the warehouse side of the quality checks is in ./quality). A load is, per source, one BatchExecuteStatement (one
 // transaction): COPY the window's curated hour partitions (Parquet) into a temp staging table,
 // delete the window's rows from the target, insert the staged rows of the window. Running it twice
 // gives the same rows. Serverless (workgroup) or provisioned (cluster + secret or db user) per config.
@@ -8,29 +8,23 @@ import {
   CancelStatementCommand,
   DescribeStatementCommand,
   ExecuteStatementCommand,
-  GetStatementResultCommand,
+  paginateGetStatementResult,
   type DescribeStatementCommandOutput,
   type Field,
-  type GetStatementResultCommandOutput,
 } from '@aws-sdk/client-redshift-data';
 import { ApplicationFailure } from '@temporalio/common';
 import { SOURCES, type Source } from '../../schemas';
-import { EVENT_ID, EVENT_TIME, hourPartitions, parseWindow, type Window } from '../lake';
-import { bounds, rulesOf, type ColumnRule } from '../../schemas/column-rules';
-import type { LoadResult, PipelineActivities, SourceCounts, TimeWindow } from '../types';
-import { catalogTables, sqlString, tableName, timestampLiteral, type CatalogColumn } from './athena';
+import { EVENT_TIME, hourPartitions, parseWindow, zeroCounts, type Window } from '../lake';
+import { ident, sqlString, timestampLiteral, type Row } from '../sql';
+import type { LoadResult, PipelineActivities, TimeWindow } from '../types';
 import type { AwsDeps } from './clients';
 import { awsCall } from './errors';
+import { catalogTables, tableName, type CatalogColumn } from './glue';
 import { allOperations, idempotencyToken, runRemoteOperation, type RemoteOperation } from './operation';
 import { hasObjects, s3Uri } from './s3';
 
-/** A result row by column name, as both the Data API and Athena return them. */
-export type Row = Record<string, string | number | boolean | null>;
-
 /** BatchExecuteStatement takes at most this many statements. */
 const MAX_BATCH = 40;
-
-const ident = (name: string): string => `"${name.replaceAll('"', '""')}"`;
 
 // ---- the Data API, one call each -----------------------------------------------------------------
 
@@ -70,12 +64,6 @@ function describeStatement(deps: AwsDeps, id: string): Promise<DescribeStatement
   return awsCall(`redshift-data:DescribeStatement on statement ${id}`, () => deps.clients.redshiftData.send(new DescribeStatementCommand({ Id: id })));
 }
 
-function getStatementResultPage(deps: AwsDeps, id: string, nextToken: string | undefined): Promise<GetStatementResultCommandOutput> {
-  return awsCall(`redshift-data:GetStatementResult on statement ${id}`, () =>
-    deps.clients.redshiftData.send(new GetStatementResultCommand({ Id: id, ...(nextToken !== undefined && { NextToken: nextToken }) })),
-  );
-}
-
 function cancelStatement(deps: AwsDeps, id: string): Promise<unknown> {
   return awsCall(`redshift-data:CancelStatement on statement ${id}`, () => deps.clients.redshiftData.send(new CancelStatementCommand({ Id: id })));
 }
@@ -88,13 +76,12 @@ function fieldValue(f: Field): Row[string] {
 /** Every row of a statement's (or sub-statement's, `<id>:<n>`) result, by column name. */
 export async function statementRows(deps: AwsDeps, id: string): Promise<Row[]> {
   const rows: Row[] = [];
-  let token: string | undefined;
-  do {
-    const page = await getStatementResultPage(deps, id, token);
-    const names = (page.ColumnMetadata ?? []).map((c) => c.name ?? c.label ?? '');
-    for (const record of page.Records ?? []) rows.push(Object.fromEntries(record.map((f, i) => [names[i] ?? String(i), fieldValue(f)])));
-    token = page.NextToken;
-  } while (token);
+  await awsCall(`redshift-data:GetStatementResult on statement ${id}`, async () => {
+    for await (const page of paginateGetStatementResult({ client: deps.clients.redshiftData }, { Id: id })) {
+      const names = (page.ColumnMetadata ?? []).map((c) => c.name ?? c.label ?? '');
+      for (const record of page.Records ?? []) rows.push(Object.fromEntries(record.map((f, i) => [names[i] ?? String(i), fieldValue(f)])));
+    }
+  });
   return rows;
 }
 
@@ -102,10 +89,12 @@ export async function statementRows(deps: AwsDeps, id: string): Promise<Row[]> {
  * SQL statements as one remote operation: a single one through ExecuteStatement, several through
  * BatchExecuteStatement (one transaction). Returns the rows of the statements listed in `results`
  * (indexes into `sqls`). A failed statement fails for good with its Error and the failing part.
+ * `token` gives the ClientToken for the statements' text: an activity's idempotencyToken makes a
+ * retried start return the statement already started, never a second one.
  */
 export function statementOperation(
   deps: AwsDeps,
-  s: { what: string; purpose: string; sqls: string[]; results: number[] },
+  s: { what: string; sqls: string[]; results: number[]; token: (joined: string) => string },
 ): RemoteOperation<string, Row[][]> {
   if (s.sqls.length > MAX_BATCH) {
     throw ApplicationFailure.nonRetryable(`${s.what} needs ${s.sqls.length} statements, more than the ${MAX_BATCH} a Data API batch takes; use a shorter window`, 'InvalidInput');
@@ -113,11 +102,7 @@ export function statementOperation(
   const joined = s.sqls.join(';\n');
   return {
     what: s.what,
-    // The token makes a retried start return the statement already started, never a second one.
-    start: () =>
-      s.sqls.length === 1
-        ? executeStatement(deps, s.sqls[0]!, idempotencyToken(s.purpose, joined))
-        : batchExecuteStatement(deps, s.sqls, idempotencyToken(s.purpose, joined)),
+    start: () => (s.sqls.length === 1 ? executeStatement(deps, s.sqls[0]!, s.token(joined)) : batchExecuteStatement(deps, s.sqls, s.token(joined))),
     async poll(id) {
       const d = await describeStatement(deps, id);
       if (d.Status === 'FINISHED') {
@@ -180,8 +165,9 @@ export function redshiftType(column: CatalogColumn): string {
   );
 }
 
-const tsLiteral = (iso: string): string => timestampLiteral(iso);
-const windowPredicate = (window: Window): string => `${ident(EVENT_TIME)} >= ${tsLiteral(window.from)} AND ${ident(EVENT_TIME)} < ${tsLiteral(window.to)}`;
+/** The window's rows of a warehouse table. */
+export const windowPredicate = (window: Window): string =>
+  `${ident(EVENT_TIME)} >= ${timestampLiteral(window.from)} AND ${ident(EVENT_TIME)} < ${timestampLiteral(window.to)}`;
 
 /**
  * The statements of one source's load, in one transaction. The DDL comes from the curated table
@@ -196,7 +182,7 @@ export function loadStatements(deps: AwsDeps, source: Source, columns: CatalogCo
   const ddl = columns.map((c) => `${ident(c.name)} ${redshiftType(c)}`).join(', ');
   const names = columns.map((c) => ident(c.name)).join(', ');
   const inWindow = windowPredicate(window);
-  const windowKey = `window_from = ${tsLiteral(window.from)} AND window_to = ${tsLiteral(window.to)} AND source = ${sqlString(source)}`;
+  const windowKey = `window_from = ${timestampLiteral(window.from)} AND window_to = ${timestampLiteral(window.to)} AND source = ${sqlString(source)}`;
   return [
     `CREATE TABLE IF NOT EXISTS ${table} (${ddl})`,
     `CREATE TEMP TABLE ${stage} (${ddl})`,
@@ -208,111 +194,9 @@ export function loadStatements(deps: AwsDeps, source: Source, columns: CatalogCo
     `INSERT INTO ${table} (${names}) SELECT ${names} FROM ${stage} WHERE ${inWindow}`,
     `CREATE TABLE IF NOT EXISTS ${loadedWindows} (window_from TIMESTAMP NOT NULL, window_to TIMESTAMP NOT NULL, source VARCHAR(32) NOT NULL, row_count BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL)`,
     `DELETE FROM ${loadedWindows} WHERE ${windowKey}`,
-    `INSERT INTO ${loadedWindows} SELECT ${tsLiteral(window.from)}, ${tsLiteral(window.to)}, ${sqlString(source)}, count(*), GETDATE() FROM ${table} WHERE ${inWindow}`,
+    `INSERT INTO ${loadedWindows} SELECT ${timestampLiteral(window.from)}, ${timestampLiteral(window.to)}, ${sqlString(source)}, count(*), GETDATE() FROM ${table} WHERE ${inWindow}`,
     `SELECT count(*) AS row_count FROM ${table} WHERE ${inWindow}`,
   ];
-}
-
-/** Whether any object lies under the prefix: COPY fails on a prefix that matches nothing. */
-// ---- the warehouse side of the quality checks ------------------------------------------------------
-
-export interface WarehouseQuality {
-  rows: number;
-  distinctIds: number;
-  /** Same recipe as the lake's (athena.ts): sum of the first 32 bits of each event_id's MD5. */
-  fingerprint: bigint;
-  /** `column: N rows (e.g. event_id …)` per required column with NULLs, or missing from the table. */
-  nulls: string[];
-  /** Per column with values the contract forbids. */
-  outside: string[];
-}
-
-const literal = (v: string | number | boolean): string => (typeof v === 'string' ? sqlString(v) : String(v));
-
-/** SQL condition true when the column's value breaks the rule (NULL when the value is NULL). */
-function violation(rule: ColumnRule): string | undefined {
-  const c = ident(rule.column);
-  const wrong: string[] = [];
-  if (rule.minimum !== undefined) wrong.push(`${c} < ${rule.minimum}`);
-  if (rule.exclusiveMinimum !== undefined) wrong.push(`${c} <= ${rule.exclusiveMinimum}`);
-  if (rule.maximum !== undefined) wrong.push(`${c} > ${rule.maximum}`);
-  if (rule.exclusiveMaximum !== undefined) wrong.push(`${c} >= ${rule.exclusiveMaximum}`);
-  if (rule.allowed) wrong.push(`${c} NOT IN (${rule.allowed.map(literal).join(', ')})`);
-  return wrong.length ? wrong.join(' OR ') : undefined;
-}
-
-/** One SELECT over the window's warehouse rows of a source: counts, fingerprint, contract checks. */
-export function warehouseQualitySql(deps: AwsDeps, source: Source, columns: string[], window: Window): { sql: string; read(row: Row | undefined): WarehouseQuality } {
-  const present = new Set(columns);
-  const rules = rulesOf(source);
-  const checked = rules.filter((r) => present.has(r.column));
-  const id = ident(EVENT_ID);
-  const selects = [`count(*) AS row_count`, `count(DISTINCT ${id}) AS distinct_ids`, `sum(strtol(substring(md5(${id}), 1, 8), 16)) AS fingerprint`];
-  checked.forEach((rule, i) => {
-    const c = ident(rule.column);
-    if (rule.required) selects.push(`sum(CASE WHEN ${c} IS NULL THEN 1 ELSE 0 END) AS null_${i}`, `min(CASE WHEN ${c} IS NULL THEN ${id} END) AS null_id_${i}`);
-    const wrong = violation(rule);
-    if (wrong) {
-      selects.push(
-        `sum(CASE WHEN ${wrong} THEN 1 ELSE 0 END) AS bad_${i}`,
-        `min(CASE WHEN ${wrong} THEN ${id} END) AS bad_id_${i}`,
-        `CAST(min(CASE WHEN ${wrong} THEN ${c} END) AS VARCHAR) AS bad_min_${i}`,
-        `CAST(max(CASE WHEN ${wrong} THEN ${c} END) AS VARCHAR) AS bad_max_${i}`,
-      );
-    }
-  });
-  const sql = `SELECT ${selects.join(', ')} FROM ${ident(deps.aws.redshift.schema)}.${ident(source)} WHERE ${windowPredicate(window)}`;
-  const n = (v: Row[string] | undefined) => (v === null || v === undefined ? 0 : Number(v));
-  const text = (v: Row[string] | undefined) => (v === null || v === undefined ? '' : String(v));
-  return {
-    sql,
-    read(row) {
-      const nulls = rules.filter((r) => r.required && !present.has(r.column)).map((r) => `column ${r.column} is missing from the table`);
-      const outside: string[] = [];
-      checked.forEach((rule, i) => {
-        const nullRows = n(row?.[`null_${i}`]);
-        if (nullRows) nulls.push(`${rule.column}: ${nullRows} rows (e.g. event_id ${text(row?.[`null_id_${i}`])})`);
-        const badRows = n(row?.[`bad_${i}`]);
-        if (badRows) {
-          const expected = rule.allowed ? `one of ${rule.allowed.map((v) => JSON.stringify(v)).join(', ')}` : `within ${bounds(rule)}`;
-          const low = text(row?.[`bad_min_${i}`]);
-          const high = text(row?.[`bad_max_${i}`]);
-          outside.push(`${rule.column}: ${badRows} rows not ${expected}, seen ${low === high ? low : `${low} … ${high}`} (e.g. event_id ${text(row?.[`bad_id_${i}`])})`);
-        }
-      });
-      const fp = row?.fingerprint;
-      return {
-        rows: n(row?.row_count),
-        distinctIds: n(row?.distinct_ids),
-        fingerprint: fp === null || fp === undefined ? 0n : BigInt(String(fp).replace(/\.0*$/, '')),
-        nulls,
-        outside,
-      };
-    },
-  };
-}
-
-/** The warehouse quality SELECTs of the sources as one statement (a batch when several). */
-export function warehouseQualityOperation(
-  deps: AwsDeps,
-  window: Window,
-  sources: { source: Source; columns: string[] }[],
-): RemoteOperation<string, Map<Source, WarehouseQuality>> {
-  const queries = sources.map((s) => ({ source: s.source, ...warehouseQualitySql(deps, s.source, s.columns, window) }));
-  const op = statementOperation(deps, {
-    what: `warehouse checks of ${window.label}`,
-    purpose: 'quality-warehouse',
-    sqls: queries.map((q) => q.sql),
-    results: queries.map((_, i) => i),
-  });
-  return {
-    ...op,
-    async poll(id) {
-      const status = await op.poll(id);
-      if (!status.done) return status;
-      return { done: true, result: new Map(queries.map((q, i) => [q.source, q.read(status.result[i]?.[0])])) };
-    },
-  };
 }
 
 export function redshiftActivities(deps: AwsDeps): Pick<PipelineActivities, 'loadWarehouse'> {
@@ -339,9 +223,14 @@ export function redshiftActivities(deps: AwsDeps): Pick<PipelineActivities, 'loa
           );
         }
         const sqls = loadStatements(deps, source, curated.columns, landed, window);
-        parts[source] = statementOperation(deps, { what: `warehouse load of ${source} for ${window.label}`, purpose: `load-${source}`, sqls, results: [sqls.length - 1] });
+        parts[source] = statementOperation(deps, {
+          what: `warehouse load of ${source} for ${window.label}`,
+          sqls,
+          results: [sqls.length - 1],
+          token: (joined) => idempotencyToken(`load-${source}`, joined),
+        });
       }
-      const rows = Object.fromEntries(SOURCES.map((s) => [s, 0])) as SourceCounts;
+      const rows = zeroCounts();
       if (Object.keys(parts).length === 0) return { rows };
       const results = await runRemoteOperation(deps, allOperations(`warehouse load of ${window.label}`, parts));
       for (const [source, result] of Object.entries(results)) rows[source as Source] = Number(result[0]?.[0]?.row_count ?? 0);

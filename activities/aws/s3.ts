@@ -1,7 +1,7 @@
 // The lake on S3: URIs of the layout (one bucket per layer, the same folders as the local lake),
 // landing checks (when did the window's data last change) and small JSON artifacts such as the
 // curate job's run summary.
-import { GetObjectCommand, ListObjectsV2Command, type ListObjectsV2CommandOutput } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, paginateListObjectsV2, type _Object } from '@aws-sdk/client-s3';
 import type { AwsSettings } from '../../config';
 import { SOURCES } from '../../schemas';
 import { hourPartitions, parseWindow } from '../lake';
@@ -56,10 +56,13 @@ export function curateSummaryKey(window: TimeWindow): string {
   return `_runs/curate/${stamp(w.from)}_${stamp(w.to)}.json`;
 }
 
-async function listPage(deps: AwsDeps, bucket: string, prefix: string, token: string | undefined): Promise<ListObjectsV2CommandOutput> {
-  return awsCall(`s3:ListBucket on ${s3Uri(bucket, prefix)}`, () =>
-    deps.clients.s3.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token !== undefined && { ContinuationToken: token }) })),
-  );
+/** Every object whose key starts with `prefix`. */
+export async function listObjects(deps: AwsDeps, bucket: string, prefix: string): Promise<_Object[]> {
+  const objects: _Object[] = [];
+  await awsCall(`s3:ListBucket on ${s3Uri(bucket, prefix)}`, async () => {
+    for await (const page of paginateListObjectsV2({ client: deps.clients.s3 }, { Bucket: bucket, Prefix: prefix })) objects.push(...(page.Contents ?? []));
+  });
+  return objects;
 }
 
 /** True when at least one object's key starts with `prefix`. */
@@ -79,18 +82,21 @@ export async function latestLanding(deps: AwsDeps, layer: 'raw' | 'curated', win
   let latest: Date | undefined;
   for (const source of SOURCES) {
     for (const partition of hourPartitions(parseWindow(window))) {
-      const prefix = `${layer}/${source}/${partition}/`;
-      let token: string | undefined;
-      do {
-        const page = await listPage(deps, bucket, prefix, token);
-        for (const object of page.Contents ?? []) {
-          if (object.LastModified && (!latest || object.LastModified > latest)) latest = object.LastModified;
-        }
-        token = page.IsTruncated ? page.NextContinuationToken : undefined;
-      } while (token !== undefined);
+      for (const object of await listObjects(deps, bucket, `${layer}/${source}/${partition}/`)) {
+        if (object.LastModified && (!latest || object.LastModified > latest)) latest = object.LastModified;
+      }
     }
   }
   return latest;
+}
+
+/** Bytes [start, end) of an object. */
+export async function readRange(deps: AwsDeps, bucket: string, key: string, start: number, end: number): Promise<ArrayBuffer> {
+  return awsCall(`s3:GetObject on ${s3Uri(bucket, key)}`, async () => {
+    const object = await deps.clients.s3.send(new GetObjectCommand({ Bucket: bucket, Key: key, Range: `bytes=${start}-${end - 1}` }));
+    const bytes = (await object.Body?.transformToByteArray()) ?? new Uint8Array();
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  });
 }
 
 /** The text of s3://bucket/key, or undefined when there is none. */

@@ -16,7 +16,6 @@
 //   the JS SDK refuses; motoClients() rewrites them before deserialising (test-only shim).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomInt, randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { CreateBucketCommand, PutObjectCommand, type BucketLocationConstraint } from '@aws-sdk/client-s3';
@@ -24,8 +23,9 @@ import { CreateCrawlerCommand, CreateDatabaseCommand, CreateJobCommand, CreateTa
 import { RunJobFlowCommand } from '@aws-sdk/client-emr';
 import { loadConfig, PROJECT_ROOT, type Config } from '../../config';
 import { createAwsClients, type AwsClients } from '../../activities/aws/clients';
-import type { CatalogColumn } from '../../activities/aws/athena';
+import type { CatalogColumn } from '../../activities/aws/glue';
 import { AWS_TEST_ENV } from './aws-mock';
+import { freePort } from './free-port';
 
 // moto accepts any credentials; these keep a developer's real ones out of every signed request.
 process.env.AWS_ACCESS_KEY_ID = 'testing';
@@ -34,17 +34,6 @@ delete process.env.AWS_SESSION_TOKEN;
 delete process.env.AWS_PROFILE;
 
 export const MOTO_REGION = 'eu-west-2';
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
 
 async function answers(endpoint: string): Promise<boolean> {
   try {
@@ -197,7 +186,7 @@ export async function createBuckets(world: MotoWorld): Promise<void> {
   }
 }
 
-export async function putObject(world: MotoWorld, bucket: string, key: string, body: string): Promise<void> {
+export async function putObject(world: MotoWorld, bucket: string, key: string, body: string | Uint8Array): Promise<void> {
   await world.clients.s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body }));
 }
 

@@ -19,6 +19,7 @@ import {
 } from '@aws-sdk/client-redshift-data';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { athenaActivities } from '../../activities/aws/athena';
+import { qualityActivities } from '../../activities/aws/quality';
 import { SOURCES, type Source } from '../../schemas';
 import { rulesOf } from '../../schemas/column-rules';
 import { mockedAwsDeps, runActivity, sdkError, type AwsMocks } from '../helpers/aws-mock';
@@ -157,7 +158,7 @@ describe('checkQuality (aws)', () => {
     mocks.glue.on(GetTablesCommand).resolves({ TableList: [table('raw_gps', GPS), table('curated_gps', GPS)] });
     stubQuery(mocks, [page(LAKE, [goodLake])]);
     stubWarehouse(mocks, [goodWarehouse]);
-    const run = await runActivity(() => athenaActivities(deps).checkQuality({ window }), { info });
+    const run = await runActivity(() => qualityActivities(deps).checkQuality({ window }), { info });
     assert.equal(run.error, undefined, String(run.error));
     const result = run.result!;
     assert.equal(result.passed, true, JSON.stringify(result.checks.filter((c) => !c.passed)));
@@ -200,7 +201,7 @@ describe('checkQuality (aws)', () => {
         [`bad_max_${LAT}`]: { stringValue: '91.5' },
       },
     ]);
-    const run = await runActivity(() => athenaActivities(deps).checkQuality({ window }), { info });
+    const run = await runActivity(() => qualityActivities(deps).checkQuality({ window }), { info });
     const result = run.result!;
     assert.equal(result.passed, false);
     const failed = Object.fromEntries(result.checks.filter((c) => !c.passed).map((c) => [c.name, c.detail]));
@@ -227,7 +228,7 @@ describe('checkQuality (aws)', () => {
     stubQuery(mocks, [], 'RUNNING');
     stubWarehouse(mocks, []);
     mocks.redshiftData.on(DescribeStatementCommand).resolves({ Id: 'wh-1', Status: 'STARTED' });
-    const run = await runActivity(() => athenaActivities(deps).checkQuality({ window }), { info, cancel: { afterHeartbeats: 3, how: 'workflow' } });
+    const run = await runActivity(() => qualityActivities(deps).checkQuality({ window }), { info, cancel: { afterHeartbeats: 3, how: 'workflow' } });
     assert.ok(run.error instanceof CancelledFailure, String(run.error));
     assert.deepEqual(mocks.athena.commandCalls(StopQueryExecutionCommand).map((c) => c.args[0].input.QueryExecutionId), ['q-1']);
     assert.deepEqual(mocks.redshiftData.commandCalls(CancelStatementCommand).map((c) => c.args[0].input.Id), ['wh-1']);
@@ -240,7 +241,7 @@ describe('checkQuality (aws)', () => {
     stubQuery(mocks, [], 'RUNNING');
     stubWarehouse(mocks, []);
     mocks.redshiftData.on(DescribeStatementCommand).resolves({ Id: 'wh-1', Status: 'STARTED' });
-    const run = await runActivity(() => athenaActivities(deps).checkQuality({ window }), { info, cancel: { afterHeartbeats: 2, how: 'heartbeat-timeout' } });
+    const run = await runActivity(() => qualityActivities(deps).checkQuality({ window }), { info, cancel: { afterHeartbeats: 2, how: 'heartbeat-timeout' } });
     assert.ok(run.error instanceof CancelledFailure, String(run.error));
     assert.equal(mocks.athena.commandCalls(StopQueryExecutionCommand).length, 0);
     assert.equal(mocks.redshiftData.commandCalls(CancelStatementCommand).length, 0);

@@ -50,6 +50,35 @@ describe('streaming job as an EMR step', () => {
     assert.equal(mocks.emr.commandCalls(AddJobFlowStepsCommand).length, 0);
   });
 
+  test('the running step on the second page of ListSteps is joined, not started again', async () => {
+    const { deps, mocks } = mockedAwsDeps();
+    // A busy cluster: a full first page of other active steps, ours on the page after.
+    const others = Array.from({ length: 50 }, (_, i) => ({ Id: `s-OTHER${i}`, Name: `someone-else:${i}`, Status: { State: 'PENDING' as const } }));
+    mocks.emr.on(ListStepsCommand, { StepStates: ['PENDING', 'RUNNING'] }).callsFake((input: { Marker?: string }) =>
+      input.Marker === undefined ? { Steps: others, Marker: 'page-2' } : { Steps: [{ Id: 's-RUN', Name: NAME, Status: { State: 'RUNNING' } }] },
+    );
+    mocks.emr.on(AddJobFlowStepsCommand).resolves({ StepIds: ['s-SECOND'] });
+    const state = await emrActivities(deps).startStreamingJob(SPEC);
+    assert.deepEqual(state, { jobName: 'ingest', state: 'running', remoteId: 's-RUN' });
+    assert.equal(mocks.emr.commandCalls(ListStepsCommand).length, 2, 'read both pages');
+    assert.equal(mocks.emr.commandCalls(AddJobFlowStepsCommand).length, 0, 'no second streaming step');
+  });
+
+  test('watch and stop find the step on a later page too, and stop reading once it is found', async () => {
+    const { deps, mocks } = mockedAwsDeps();
+    const pages: Record<string, { Steps: { Id: string; Name: string; Status: { State: 'RUNNING' | 'COMPLETED' } }[]; Marker?: string }> = {
+      first: { Steps: [{ Id: 's-A', Name: 'other', Status: { State: 'COMPLETED' } }], Marker: 'p2' },
+      p2: { Steps: [{ Id: 's-RUN', Name: NAME, Status: { State: 'RUNNING' } }], Marker: 'p3' },
+      p3: { Steps: [{ Id: 's-OLDER', Name: NAME, Status: { State: 'COMPLETED' } }] },
+    };
+    mocks.emr.on(ListStepsCommand).callsFake((input: { Marker?: string }) => pages[input.Marker ?? 'first']);
+    mocks.emr.on(DescribeStepCommand).resolves({ Step: { Id: 's-RUN', Status: { State: 'COMPLETED' } } });
+    const run = await runActivity(() => emrActivities(deps).watchStreamingJob({ jobName: 'ingest', maxWaitSeconds: 600 }));
+    assert.deepEqual(run.result, { jobName: 'ingest', state: 'succeeded', remoteId: 's-RUN' });
+    assert.deepEqual(mocks.emr.commandCalls(DescribeStepCommand).map((c) => c.args[0].input.StepId), ['s-RUN']);
+    assert.equal(mocks.emr.commandCalls(ListStepsCommand).length, 2, 'the newest match ends the listing');
+  });
+
   test('a validation error on AddJobFlowSteps fails fast', async () => {
     const { deps, mocks } = mockedAwsDeps();
     mocks.emr.on(ListStepsCommand).resolves({ Steps: [] });

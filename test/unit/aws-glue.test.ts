@@ -88,6 +88,30 @@ describe('curateWindow on Glue', () => {
     assert.equal(mocks.glue.commandCalls(StartJobRunCommand).length, 0);
   });
 
+  test('finds the active run on a later page of GetJobRuns, and stops listing at a page of runs past their timeout', async () => {
+    const minutesAgo = (m: number) => new Date(Date.now() - m * 60_000);
+    const done = (id: string, startedMinutesAgo: number) => ({ Id: id, JobRunState: 'SUCCEEDED' as const, StartedOn: minutesAgo(startedMinutesAgo), Timeout: 60 });
+    const pages: Record<string, { JobRuns: object[]; NextToken?: string }> = {
+      first: { JobRuns: [done('jr_a', 5), done('jr_b', 20)], NextToken: 'p2' },
+      p2: { JobRuns: [{ Id: 'jr_same', JobRunState: 'RUNNING', StartedOn: minutesAgo(30), Timeout: 60, Arguments: { '--from': FROM, '--to': TO } }], NextToken: 'p3' },
+      p3: { JobRuns: [done('jr_old', 600)] },
+    };
+    const { activities, mocks } = setup();
+    mocks.glue.on(GetJobRunsCommand).callsFake((input: { NextToken?: string }) => pages[input.NextToken ?? 'first']);
+    mocks.glue.on(GetJobRunCommand, { RunId: 'jr_same' }).resolves({ JobRun: { Id: 'jr_same', JobRunState: 'SUCCEEDED' } });
+    const joined = await runActivity(() => activities.curateWindow({ window: WINDOW }));
+    assert.equal(joined.result?.remoteId, 'jr_same');
+    assert.equal(mocks.glue.commandCalls(StartJobRunCommand).length, 0);
+
+    // No active run: the listing ends at the first page whose runs can no longer be active.
+    pages.p2 = { JobRuns: [done('jr_c', 200)], NextToken: 'p3' };
+    mocks.glue.resetHistory();
+    mocks.glue.on(GetJobRunCommand, { RunId: 'jr_new' }).resolves({ JobRun: { Id: 'jr_new', JobRunState: 'SUCCEEDED' } });
+    const started = await runActivity(() => activities.curateWindow({ window: WINDOW }));
+    assert.equal(started.result?.remoteId, 'jr_new');
+    assert.equal(mocks.glue.commandCalls(GetJobRunsCommand).length, 2, 'page three, months of history, is not read');
+  });
+
   test('a retried attempt resumes the run from its heartbeat without listing or starting runs', async () => {
     const { activities, mocks } = setup();
     mocks.glue.on(GetJobRunCommand, { RunId: 'jr_7' }).resolves({ JobRun: { Id: 'jr_7', JobRunState: 'SUCCEEDED' } });

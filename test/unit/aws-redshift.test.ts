@@ -11,7 +11,7 @@ import {
 import { GetTablesCommand } from '@aws-sdk/client-glue';
 import { ListObjectsV2Command, type ListObjectsV2CommandInput } from '@aws-sdk/client-s3';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import type { CatalogColumn } from '../../activities/aws/athena';
+import type { CatalogColumn } from '../../activities/aws/glue';
 import { loadStatements, redshiftActivities, redshiftType } from '../../activities/aws/redshift';
 import { parseWindow } from '../../activities/duckdb';
 import { mockedAwsDeps, runActivity, sdkError, type AwsMocks, type CancelHow } from '../helpers/aws-mock';
