@@ -3,6 +3,7 @@
 // afterwards only if this run started it.
 import { loadConfig } from '../config';
 import { stackDown, stackStatus, stackUp } from '../stack';
+import { benchBackfill } from './backfill';
 import { benchOrchestration } from './orchestration';
 import { benchProducer } from './producer';
 import { benchStream } from './stream';
@@ -11,6 +12,7 @@ const BENCHES: Record<string, { summary: string; run: () => Promise<unknown> }> 
   producer: { summary: 'smartcity EventProducer vs kafka-producer-perf-test (events/s, MB/s, acks=all)', run: () => benchProducer() },
   stream: { summary: 'Spark ingest job vs a bare Kafka → Parquet copy on local[2] (events/s, freshness p50/p95)', run: () => benchStream() },
   orchestration: { summary: 'one batch run through Temporal vs the same activities called directly (ratio, history events)', run: () => benchOrchestration() },
+  backfill: { summary: 'a 6-hour backfill of 5-minute windows through the controller vs one spark-submit of curate over the range (ratio)', run: () => benchBackfill() },
 };
 
 async function main(names: string[]): Promise<number> {
