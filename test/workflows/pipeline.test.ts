@@ -191,6 +191,8 @@ describe('smartCityPipeline', () => {
       assert.equal(runResult.curatedBy, chunks[0]);
       await recordHistory(chunk, 'backfillChunk-four-windows');
       await recordHistory(run, 'batchRun-curated-by-chunk');
+      assert.equal(await closeWorkflow(handle), 'CANCELLED');
+      await recordHistory(env.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId), 'smartCityPipeline-chunked-backfill');
     });
   });
 
