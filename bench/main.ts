@@ -1,6 +1,7 @@
 // `npm run bench -- <name…>`: benchmarks that print a ratio against a reference measured in the
 // same run. They need the local stack; it is brought up if it is not running, and stopped again
 // afterwards only if this run started it.
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { loadConfig } from '../config';
 import { stackDown, stackStatus, stackUp } from '../stack';
 import { benchBackfill } from './backfill';
@@ -23,6 +24,8 @@ async function main(names: string[]): Promise<number> {
     for (const [name, b] of Object.entries(BENCHES)) console.error(`  ${name.padEnd(10)} ${b.summary}`);
     return 2;
   }
+  // Benches that run a worker would print the SDK's bundling details and state changes at INFO.
+  Runtime.install({ logger: new DefaultLogger('WARN') });
   const config = loadConfig();
   const wasUp = (await stackStatus(config)).components.every((c) => c.state === 'running');
   await stackUp(config);
