@@ -19,6 +19,7 @@ import {
   type Column,
   type LakeFile,
 } from './duckdb';
+import { heartbeating } from './heartbeat';
 import { describeChange, diffColumns } from './lake';
 import type { CrawlResult, Layer, TimeWindow } from './types';
 
@@ -224,7 +225,7 @@ export function catalogActivities(config: Config) {
       if (!LAYERS.includes(layer)) throw ApplicationFailure.nonRetryable(`unknown layer ${JSON.stringify(layer)}; expected raw or curated`, 'InvalidInput');
       const startedAt = new Date().toISOString();
       const layerDir = join(lakeRoot(config), layer);
-      return withDatabase(database, async (conn) => {
+      return heartbeating(() => withDatabase(database, async (conn) => {
         for (const statement of SCHEMA) await conn.run(statement);
         return inTransaction(conn, async () => {
           let partitionsAdded = 0;
@@ -247,7 +248,7 @@ export function catalogActivities(config: Config) {
           const tables = await queryRows(conn, 'SELECT name FROM tables WHERE layer = $layer ORDER BY name', { layer });
           return { layer, tables: tables.map((t) => toText(t.name)), partitionsAdded, schemaChanges, startedAt };
         });
-      });
+      }));
     },
   };
 }

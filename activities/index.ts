@@ -14,7 +14,7 @@ export type { PipelineActivities } from './types';
 
 export interface ActivitySet {
   activities: PipelineActivities;
-  /** Releases what the activities hold open (the Kafka producer); call after the worker stopped. */
+  /** Releases what the activities hold (the Kafka producer, curate jobs left running); call after the worker stopped. */
   close(): Promise<void>;
 }
 
@@ -44,12 +44,19 @@ export function createActivities(config: Config): ActivitySet {
       },
     };
   }
+  const spark = sparkActivities(config);
   const activities: PipelineActivities = {
     ...kafkaActivities(config, sharedProducer),
-    ...sparkActivities(config),
+    ...spark.activities,
     ...catalogActivities(config),
     ...warehouseActivities(config),
     ...queryActivities(config),
   };
-  return { activities, close: closeProducer };
+  return {
+    activities,
+    close: async () => {
+      await spark.close();
+      await closeProducer();
+    },
+  };
 }

@@ -3,6 +3,7 @@
 import { listValue, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
 import { existsSync } from 'node:fs';
 import { withCuratedLayer } from './curated-lock';
+import { heartbeating } from './heartbeat';
 import type { Config } from '../config';
 import { SOURCES, type Source } from '../schemas';
 import {
@@ -233,7 +234,7 @@ export function queryActivities(config: Config) {
   return {
     /** The window's counts per layer and the checks that must hold once it is loaded. */
     async checkQuality(input: { window: TimeWindow }): Promise<QualityResult> {
-      return withCuratedLayer(async () => {
+      return heartbeating(() => withCuratedLayer(async () => {
         const window = parseWindow(input.window);
         // Before the first load there is no warehouse file: its tables count as empty.
         const loaded = existsSync(warehouse);
@@ -253,7 +254,7 @@ export function queryActivities(config: Config) {
           },
           { readOnly: true },
         );
-      });
+      }));
     },
 
     /** Raw rows (every copy, as landed) per source for each window, in the order given. */
@@ -262,7 +263,7 @@ export function queryActivities(config: Config) {
       const result = windows.map(zeroCounts);
       if (windows.length === 0) return result;
       const partitions = [...new Set(windows.flatMap(hourPartitions))];
-      return withDatabase(undefined, async (conn) => {
+      return heartbeating(() => withDatabase(undefined, async (conn) => {
         for (const source of SOURCES) {
           const files = await listParquet(tableRoot(config, 'raw', source), partitions);
           if (files.length === 0) continue;
@@ -282,7 +283,7 @@ export function queryActivities(config: Config) {
           });
         }
         return result;
-      });
+      }));
     },
   };
 }

@@ -1,17 +1,34 @@
 // Spark activities of the local target: the streaming ingest job and the curate job, run by
 // spark/runner.ts as spark-submit processes (local[2] here; spark://host:7077 works the same).
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { Context, heartbeat } from '@temporalio/activity';
 import { join } from 'node:path';
 import type { Config } from '../config';
 import { SOURCES, type Source } from '../schemas';
 import { runSparkJob, sparkJobLogTail, sparkJobStatus, startSparkJob, stopSparkJob, type SparkJobStatus } from '../spark/runner';
 import { withCuratedLayer } from './curated-lock';
+import { heartbeating } from './heartbeat';
 import { ingestProgress } from './progress';
 import type { CurateResult, IngestProgress, SourceCounts, StreamingJobSpec, StreamingJobState, TimeWindow } from './types';
 
 const POLL_MS = 2_000;
-const HEARTBEAT_EVERY_MS = 5_000;
+/** SIGTERM → SIGKILL for a curate job: it keeps nothing worth a clean stop (it is re-run whole). */
+const CURATE_STOP_GRACE_MS = 15_000;
+
+/** The curate job's name: one per range, so a retried activity on any worker finds the job by it. */
+export function curateJobName(window: TimeWindow): string {
+  return `curate-${window.from}-${window.to}`.replace(/[^A-Za-z0-9._-]/g, '');
+}
+
+/**
+ * Whether a cancelled curate activity stops its job: when the workflow asked (a cancelled batch
+ * run) and when this worker shuts down (another worker retries the window; curate is idempotent).
+ * Not on a timeout, nor for an attempt the server no longer knows: the activity has then been
+ * handed to another attempt, which attaches to the running job by its name.
+ */
+function stopsJob(reason: unknown): boolean {
+  return reason instanceof CancelledFailure && (reason.message === 'CANCELLED' || reason.message === 'WORKER_SHUTDOWN');
+}
 
 const progressOf = (status: SparkJobStatus): IngestProgress | undefined => ingestProgress(status.lastProgress);
 
@@ -28,25 +45,31 @@ async function stateOf(config: Config, status: SparkJobStatus): Promise<Streamin
 
 export function sparkActivities(config: Config) {
   const lake = config.lakeRoot;
-  return {
+  /** Curate jobs an activity of this process is running (the streaming job belongs to its supervisor, not here). */
+  const owned = new Set<string>();
+
+  const activities = {
     /** Starts the ingest job unless it already runs (a retried start must not start a second). */
     async startStreamingJob(spec: StreamingJobSpec): Promise<StreamingJobState> {
-      const current = await sparkJobStatus(config, spec.jobName);
-      if (current.state === 'running') return stateOf(config, current);
-      await startSparkJob(config, {
-        name: spec.jobName,
-        job: 'stream_ingest',
-        master: config.spark.master,
-        args: {
-          lakeRoot: lake,
-          // Named after the job, so a restart resumes from where the crashed run stopped.
-          checkpoint: join(lake, 'checkpoints', spec.jobName),
-          progressFile: join(lake, '_progress', `${spec.jobName}.jsonl`),
-          triggerSeconds: spec.triggerSeconds,
-          ...(spec.maxOffsetsPerTrigger !== undefined && { maxOffsetsPerTrigger: spec.maxOffsetsPerTrigger }),
-        },
+      return heartbeating(async () => {
+        const current = await sparkJobStatus(config, spec.jobName);
+        if (current.state === 'running') return stateOf(config, current);
+        await startSparkJob(config, {
+          name: spec.jobName,
+          job: 'stream_ingest',
+          master: config.spark.master,
+          args: {
+            lakeRoot: lake,
+            // Named after the job, so a restart resumes from where the crashed run stopped.
+            checkpoint: join(lake, 'checkpoints', spec.jobName),
+            progressFile: join(lake, '_progress', `${spec.jobName}.jsonl`),
+            triggerSeconds: spec.triggerSeconds,
+            ...(spec.maxOffsetsPerTrigger !== undefined && { maxOffsetsPerTrigger: spec.maxOffsetsPerTrigger }),
+            ...(spec.stopTimeoutSeconds !== undefined && { stopTimeoutSeconds: spec.stopTimeoutSeconds }),
+          },
+        });
+        return stateOf(config, await sparkJobStatus(config, spec.jobName));
       });
-      return stateOf(config, await sparkJobStatus(config, spec.jobName));
     },
 
     /** Waits until the job is no longer running or `maxWaitSeconds` passed; heartbeats its progress. */
@@ -62,36 +85,54 @@ export function sparkActivities(config: Config) {
     },
 
     async stopStreamingJob(input: { jobName: string; graceSeconds: number }): Promise<StreamingJobState> {
-      const result = await stopSparkJob(config, input.jobName, input.graceSeconds * 1000);
-      return stateOf(config, result.status);
+      return heartbeating(async () => stateOf(config, (await stopSparkJob(config, input.jobName, input.graceSeconds * 1000)).status));
     },
 
+    /**
+     * Runs spark/jobs/curate.py over the window: one batch window, or a chunk of them at once. The
+     * job is detached: if this worker is SIGKILLed it runs on, and the retried activity (on another
+     * worker, after the heartbeat timeout) attaches to it by name instead of starting a second.
+     */
     async curateWindow(input: { window: TimeWindow }): Promise<CurateResult> {
       const { from, to } = input.window;
-      const name = `curate-${from}-${to}`.replace(/[^A-Za-z0-9._-]/g, '');
-      const ctx = Context.current();
-      const result = await withCuratedLayer(async () => {
-        // Heartbeats are how a cancelled batch run reaches this activity: then the job is stopped.
-        const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
-        const stopOnCancel = ctx.cancelled.catch(() => stopSparkJob(config, name, 15_000));
-        try {
-          return await runSparkJob(config, { name, job: 'curate', master: config.spark.master, args: { lakeRoot: lake, from, to } });
-        } finally {
-          clearInterval(beat);
-          if (ctx.cancellationSignal.aborted) await stopOnCancel;
+      const name = curateJobName(input.window);
+      return heartbeating(async (ctx) => {
+        const result = await withCuratedLayer(async () => {
+          // Cancelled while it waited for its turn: there is nothing to stop.
+          if (ctx?.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+          owned.add(name);
+          const stopOnCancel = ctx?.cancelled.catch((reason: unknown) => (stopsJob(reason) ? stopSparkJob(config, name, CURATE_STOP_GRACE_MS) : undefined));
+          try {
+            return await runSparkJob(config, { name, job: 'curate', master: config.spark.master, args: { lakeRoot: lake, from, to } });
+          } finally {
+            owned.delete(name);
+            if (ctx?.cancellationSignal.aborted) await stopOnCancel;
+          }
+        });
+        if (ctx?.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+        if (result.state !== 'succeeded') {
+          throw ApplicationFailure.retryable(`curate job for ${from} → ${to} ${result.state} (exit code ${result.exitCode ?? '—'})`, 'SparkJobFailed', result.logTail);
         }
+        const sources = (result.summary?.sources ?? {}) as Partial<Record<Source, { rows_read: number; duplicates_dropped: number; rows_written: number }>>;
+        const rowsWritten = Object.fromEntries(SOURCES.map((s) => [s, sources[s]?.rows_written ?? 0])) as SourceCounts;
+        return {
+          rowsRead: SOURCES.reduce((n, s) => n + (sources[s]?.rows_read ?? 0), 0),
+          duplicatesDropped: SOURCES.reduce((n, s) => n + (sources[s]?.duplicates_dropped ?? 0), 0),
+          rowsWritten,
+        };
       });
-      if (ctx.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
-      if (result.state !== 'succeeded') {
-        throw ApplicationFailure.retryable(`curate job for ${from} → ${to} ${result.state} (exit code ${result.exitCode ?? '—'})`, 'SparkJobFailed', result.logTail);
-      }
-      const sources = (result.summary?.sources ?? {}) as Partial<Record<Source, { rows_read: number; duplicates_dropped: number; rows_written: number }>>;
-      const rowsWritten = Object.fromEntries(SOURCES.map((s) => [s, sources[s]?.rows_written ?? 0])) as SourceCounts;
-      return {
-        rowsRead: SOURCES.reduce((n, s) => n + (sources[s]?.rows_read ?? 0), 0),
-        duplicatesDropped: SOURCES.reduce((n, s) => n + (sources[s]?.duplicates_dropped ?? 0), 0),
-        rowsWritten,
-      };
+    },
+  };
+
+  return {
+    activities,
+    /**
+     * After the worker stopped: stops the curate jobs whose activity did not get to stop them (a
+     * worker that lost Temporal and shut down without cancelling them). Nothing else is left to
+     * own them, and their window is retried elsewhere; the streaming job is not touched.
+     */
+    async close(): Promise<void> {
+      await Promise.all([...owned].map((name) => stopSparkJob(config, name, CURATE_STOP_GRACE_MS)));
     },
   };
 }

@@ -19,6 +19,12 @@ export interface StreamingJobSpec {
   jobName: string;
   triggerSeconds: number;
   maxOffsetsPerTrigger?: number;
+  /**
+   * On a stop request the job finishes its running micro-batch for at most this long (the ingest
+   * job's --stop-timeout-seconds); the supervisor's stop grace is longer, so a stop never kills a
+   * batch half-written. Absent (histories from before it existed): the job's own default, 60 s.
+   */
+  stopTimeoutSeconds?: number;
 }
 
 /** One micro-batch of the ingest job, as its progress file records it. */

@@ -1,6 +1,7 @@
 // The local target's warehouse (Redshift on aws): <dataDir>/warehouse.duckdb with one table per
 // source, loaded from the curated layer one window at a time.
 import { withCuratedLayer } from './curated-lock';
+import { heartbeating } from './heartbeat';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { join } from 'node:path';
 import type { Config } from '../config';
@@ -76,7 +77,7 @@ export function warehouseActivities(config: Config) {
      * leaves the previous load of the window in place.
      */
     async loadWarehouse(input: { window: TimeWindow }): Promise<LoadResult> {
-      return withCuratedLayer(async () => {
+      return heartbeating(() => withCuratedLayer(async () => {
         const window = parseWindow(input.window);
         const partitions = hourPartitions(window);
         return withDatabase(database, async (conn) => {
@@ -107,7 +108,7 @@ export function warehouseActivities(config: Config) {
           });
           return { rows };
         });
-      });
+      }));
     },
   };
 }

@@ -1,44 +1,17 @@
 // batchRun: one window through the batch layers — crawl raw → count raw → curate → crawl curated →
 // load the warehouse → check quality. Each stage is one activity; the workflow only sequences them,
-// times them and turns a failed quality check into a non-retryable DataQualityError.
-import { ActivityCancellationType, ApplicationFailure, defineQuery, proxyActivities, setHandler } from '@temporalio/workflow';
+// times them and turns a failed quality check into a non-retryable DataQualityError. A window of a
+// backfillChunk arrives curated (the chunk ran the first four stages over all its windows at
+// once): its run loads and checks only.
+import { ApplicationFailure, defineQuery, setHandler } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { CurateResult, PipelineActivities, QualityCheck, QualityResult, SourceCounts, TimeWindow } from '../activities/types';
+import type { CurateResult, QualityCheck, QualityResult, SourceCounts, TimeWindow } from '../activities/types';
+import { DATA_QUALITY_ERROR, checkQuality, countRawWindows, crawlLayer, curateWindow, loadWarehouse } from './batch-stages';
+import { countsSchema } from './counts';
 import { iso, isoTime, parseInput } from './input';
 import { DEFAULT_ALLOWED_LATENESS_SECONDS, DEFAULT_WINDOW_MINUTES, MINUTE_MS, windowAt, windowLabel } from './windows';
 
-/** Failure type of a batch run whose data failed its quality checks; retrying the run as is won't help. */
-export const DATA_QUALITY_ERROR = 'DataQualityError';
-
-// A cancelled batch run closes only once the activity has stopped its remote work (Glue run,
-// Redshift statement, spark-submit): WAIT_CANCELLATION_COMPLETED. Loads replace their window in one
-// transaction, so every stage is safe to retry.
-const cancellationType = ActivityCancellationType.WAIT_CANCELLATION_COMPLETED;
-const { crawlLayer } = proxyActivities<PipelineActivities>({
-  startToCloseTimeout: '30 minutes',
-  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 5 },
-  cancellationType,
-});
-const { countRawWindows } = proxyActivities<PipelineActivities>({
-  startToCloseTimeout: '10 minutes',
-  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
-  cancellationType,
-});
-const { curateWindow } = proxyActivities<PipelineActivities>({
-  startToCloseTimeout: '1 hour',
-  retry: { initialInterval: '30s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 3 },
-  cancellationType,
-});
-const { loadWarehouse } = proxyActivities<PipelineActivities>({
-  startToCloseTimeout: '30 minutes',
-  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 5 },
-  cancellationType,
-});
-const { checkQuality } = proxyActivities<PipelineActivities>({
-  startToCloseTimeout: '15 minutes',
-  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 3 },
-  cancellationType,
-});
+export { DATA_QUALITY_ERROR } from './batch-stages';
 
 const windowSchema = z
   .object({ from: isoTime, to: isoTime })
@@ -51,8 +24,14 @@ export const batchRunInputSchema = z
     window: windowSchema.optional(),
     windowMinutes: z.number().int().min(1).max(1440).default(DEFAULT_WINDOW_MINUTES),
     allowedLatenessSeconds: z.number().int().min(0).max(86_400).default(DEFAULT_ALLOWED_LATENESS_SECONDS),
+    /**
+     * Set by a backfillChunk that crawled raw, counted raw and curated this window with the rest of
+     * its chunk, then crawled curated: this run only loads and checks. `rawRows` is the chunk's count.
+     */
+    curatedBy: z.object({ workflowId: z.string().min(1), rawRows: countsSchema }).strict().optional(),
   })
-  .strict();
+  .strict()
+  .refine((i) => i.curatedBy === undefined || i.window !== undefined, { error: 'a run curated by a chunk needs its window', path: ['window'] });
 export type BatchRunInput = z.input<typeof batchRunInputSchema>;
 
 export type BatchStage = 'crawlRaw' | 'countRaw' | 'curate' | 'crawlCurated' | 'load' | 'quality';
@@ -60,12 +39,15 @@ export type BatchStage = 'crawlRaw' | 'countRaw' | 'curate' | 'crawlCurated' | '
 export interface BatchRunResult {
   window: TimeWindow;
   startedAt: string;
-  /** Workflow time per stage, ms. */
-  timings: Record<BatchStage, number>;
+  /** Workflow time per stage this run ran, ms (a window curated by its chunk: load and quality only). */
+  timings: Partial<Record<BatchStage, number>>;
   totalMs: number;
   /** Raw rows per source counted before curating: the baseline late-data detection compares with. */
   rawRows: SourceCounts;
-  curated: CurateResult;
+  /** The curate job's summary; absent when the window's backfillChunk curated it (see curatedBy). */
+  curated?: CurateResult;
+  /** The backfillChunk that crawled, counted and curated the window. */
+  curatedBy?: string;
   /** Rows the warehouse holds for the window after the load. */
   loaded: SourceCounts;
   counts: QualityResult['counts'];
@@ -95,7 +77,7 @@ export async function batchRun(rawInput?: BatchRunInput): Promise<BatchRunResult
   const window = input.window
     ? { from: iso(input.window.from), to: iso(input.window.to) }
     : lastClosedWindow(startedAtMs, input.windowMinutes * MINUTE_MS, input.allowedLatenessSeconds * 1000);
-  const status: BatchRunStatus = { window, stage: 'crawlRaw', startedAt: iso(startedAtMs), timings: {} };
+  const status: BatchRunStatus = { window, stage: input.curatedBy ? 'load' : 'crawlRaw', startedAt: iso(startedAtMs), timings: {} };
   setHandler(batchRunStatusQuery, () => status);
 
   async function stage<T>(name: BatchStage, run: () => Promise<T>): Promise<T> {
@@ -108,13 +90,22 @@ export async function batchRun(rawInput?: BatchRunInput): Promise<BatchRunResult
     }
   }
 
-  const rawCrawl = await stage('crawlRaw', () => crawlLayer({ layer: 'raw', window }));
-  // Counted after the raw crawl (Athena sees only crawled partitions) and before curating: an event
-  // landing later is then always seen as growth by the controller's late-data check, never missed.
-  const [rawRows] = await stage('countRaw', () => countRawWindows({ windows: [window] }));
-  if (!rawRows) throw ApplicationFailure.nonRetryable('countRawWindows returned no counts for the window', 'ActivityContractError');
-  const curated = await stage('curate', () => curateWindow({ window }));
-  const curatedCrawl = await stage('crawlCurated', () => crawlLayer({ layer: 'curated', window }));
+  let rawRows: SourceCounts;
+  let curated: CurateResult | undefined;
+  const schemaChanges: string[] = [];
+  if (input.curatedBy) {
+    rawRows = input.curatedBy.rawRows;
+  } else {
+    const rawCrawl = await stage('crawlRaw', () => crawlLayer({ layer: 'raw', window }));
+    // Counted after the raw crawl (Athena sees only crawled partitions) and before curating: an event
+    // landing later is then always seen as growth by the controller's late-data check, never missed.
+    const [counted] = await stage('countRaw', () => countRawWindows({ windows: [window] }));
+    if (!counted) throw ApplicationFailure.nonRetryable('countRawWindows returned no counts for the window', 'ActivityContractError');
+    rawRows = counted;
+    curated = await stage('curate', () => curateWindow({ window }));
+    const curatedCrawl = await stage('crawlCurated', () => crawlLayer({ layer: 'curated', window }));
+    schemaChanges.push(...rawCrawl.schemaChanges, ...curatedCrawl.schemaChanges);
+  }
   const load = await stage('load', () => loadWarehouse({ window }));
   const quality = await stage('quality', () => checkQuality({ window }));
 
@@ -128,14 +119,15 @@ export async function batchRun(rawInput?: BatchRunInput): Promise<BatchRunResult
   return {
     window,
     startedAt: status.startedAt,
-    timings: status.timings as Record<BatchStage, number>,
+    timings: status.timings,
     totalMs: Date.now() - startedAtMs,
     rawRows,
-    curated,
+    ...(curated && { curated }),
+    ...(input.curatedBy && { curatedBy: input.curatedBy.workflowId }),
     loaded: load.rows,
     counts: quality.counts,
     checks: quality.checks,
-    schemaChanges: [...rawCrawl.schemaChanges, ...curatedCrawl.schemaChanges],
+    schemaChanges,
   };
 }
 

@@ -9,6 +9,11 @@ export function batchRunWorkflowId(window: TimeWindow, attempt: number): string 
   return `smartcity-batch-${window.from}-${attempt}`;
 }
 
+/** A chunk is named by its range and the attempt of its first window's batch run, which is new for every launch. */
+export function backfillChunkWorkflowId(range: TimeWindow, firstAttempt: number): string {
+  return `smartcity-chunk-${range.from}-${range.to}-${firstAttempt}`;
+}
+
 /** A fleet run is named by its seed and departure, which together fix its event ids. */
 export function fleetSimulationWorkflowId(seed: number, start: string): string {
   return `smartcity-fleet-${seed}-${start}`;

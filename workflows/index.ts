@@ -3,6 +3,7 @@
 export { PIPELINE_WORKFLOW_ID, STREAMING_WORKFLOW_ID } from './ids';
 export { INVALID_INPUT } from './input';
 export * from './batch-run';
+export * from './backfill-chunk';
 export * from './streaming-supervisor';
 export * from './pipeline';
 export * from './fleet-simulation';

@@ -5,11 +5,13 @@
 //
 // Two lanes: live windows run one at a time in window order; backfills, late-data re-runs and
 // retries run beside them, at most backfillConcurrency at a time. A big backfill never delays the
-// live schedule, and the live schedule never exceeds one run.
+// live schedule, and the live schedule never exceeds one run. Consecutive queued windows of a lane
+// (a backfill's range, the catch-up after resume, a controller that fell behind) run as one
+// backfillChunk of at most chunkMinutes: one curate job for all of them, then a batchRun per window
+// that loads and checks it.
 import {
   ApplicationFailure,
   CancellationScope,
-  ChildWorkflowFailure,
   ParentClosePolicy,
   allHandlersFinished,
   condition,
@@ -21,6 +23,7 @@ import {
   getExternalWorkflowHandle,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   rootCause,
   setHandler,
@@ -30,10 +33,12 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { z } from 'zod';
-import type { PipelineActivities, TimeWindow } from '../activities/types';
-import { DATA_QUALITY_ERROR, batchRun, type BatchRunResult } from './batch-run';
+import type { PipelineActivities, SourceCounts, TimeWindow } from '../activities/types';
+import { MAX_CHUNK_WINDOWS, backfillChunk } from './backfill-chunk';
+import { batchRun } from './batch-run';
+import { BATCH_HEARTBEAT_TIMEOUT, DATA_QUALITY_ERROR, runError, type RunError } from './batch-stages';
 import { countsSchema, grownSources } from './counts';
-import { STREAMING_WORKFLOW_ID, batchRunWorkflowId } from './ids';
+import { STREAMING_WORKFLOW_ID, backfillChunkWorkflowId, batchRunWorkflowId } from './ids';
 import { INVALID_INPUT, describeIssues, iso, isoTime, parseInput } from './input';
 import { addRange, covers, removeRange } from './ranges';
 import { streamingPauseSignal, streamingResumeSignal, streamingSupervisor } from './streaming-supervisor';
@@ -49,9 +54,25 @@ const KEPT_WINDOW_RECORDS = 50;
 const SHOWN_QUEUE_ENTRIES = 100;
 /** A rejected payload is kept whole up to this many characters of JSON, else as a truncated string. */
 const KEPT_PAYLOAD_CHARS = 500;
+/**
+ * While the controller drains for continue-as-new, live windows still start until the history
+ * holds this many events past the threshold (a live run adds about ten): one slow backfill does
+ * not hold the live schedule up, and the history stays bounded.
+ */
+const DRAIN_HEADROOM_EVENTS = 1000;
+/** Backoff of retries to start or signal the streaming supervisor. */
+const STREAMING_RETRY_FIRST_MS = 5_000;
+const STREAMING_RETRY_MAX_MS = 5 * 60_000;
+
+/**
+ * Chunks, retries of the streaming supervisor's start and signals, and live runs while draining
+ * came with this patch: histories of runs from before it replay as they were.
+ */
+export const CHUNKS_AND_RETRIES_PATCH = 'chunks-and-streaming-retries';
 
 const { countRawWindows } = proxyActivities<PipelineActivities>({
   startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: BATCH_HEARTBEAT_TIMEOUT,
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 3 },
 });
 
@@ -104,6 +125,8 @@ const windowRecordSchema = z
     /** Why it last ran: live, backfill, retry, or the late data that was found. */
     lastReason: z.string(),
     workflowId: z.string(),
+    /** The backfillChunk that curated the window with its neighbours, when its last run was part of one. */
+    chunk: z.string().optional(),
     /** Warehouse rows after the last successful load. */
     rows: countsSchema.optional(),
     /** Raw rows counted by the last successful run: what late-data detection compares with. */
@@ -152,6 +175,8 @@ export const smartCityPipelineInputSchema = z
     /** How often the controller looks for closed windows, late data and due retries. */
     tickSeconds: z.number().int().min(1).max(3600).default(30),
     backfillConcurrency: z.number().int().min(1).max(20).default(2),
+    /** Most event time one curate job covers when consecutive queued windows run as a chunk (a day). */
+    chunkMinutes: z.number().int().min(1).max(7 * 1440).default(1440),
     /** Run the streaming supervisor as child smartcity-streaming. */
     streaming: z.boolean().default(true),
     /** Start of the first live window (rounded down to a window boundary); default: the current window. */
@@ -182,6 +207,8 @@ export interface RunningWindow {
   workflowId: string;
   reason: QueueReason;
   startedAt: string;
+  /** The backfillChunk that curates the window with its neighbours before its run loads it. */
+  chunk?: string;
 }
 
 export interface PipelineStatus {
@@ -214,25 +241,22 @@ export const pipelineRunNowSignal = defineSignal('runNow');
 export const requestBackfillUpdate = defineUpdate<BackfillOutcome, [BackfillRequest]>('requestBackfill');
 export const pipelineStatusQuery = defineQuery<PipelineStatus>('status');
 
-const qualityDetailsSchema = z.object({ failedChecks: z.array(z.object({ name: z.string() }).loose()) }).loose();
+type Lane = 'live' | 'other';
+const laneOf = (entry: QueueEntry): Lane => (entry.reason === 'live' ? 'live' : 'other');
 
-/** Names of the failed checks in a DataQualityError's details (see DataQualityDetails). */
-function failedCheckNames(details: unknown[] | null | undefined): string[] | undefined {
-  const parsed = qualityDetailsSchema.safeParse(details?.[0]);
-  return parsed.success ? parsed.data.failedChecks.map((c) => c.name) : undefined;
+/** One child run: a batchRun, or a backfillChunk covering several windows. */
+interface Run {
+  lane: Lane;
+  done: Promise<void>;
 }
 
-interface Running {
-  lane: 'live' | 'other';
-  reason: QueueReason;
-  window: TimeWindow;
-  workflowId: string;
-  startedAt: string;
-  done: Promise<void>;
+interface Running extends RunningWindow {
+  run: Run;
 }
 
 export async function smartCityPipeline(rawInput?: SmartCityPipelineInput): Promise<void> {
   const input = parseInput('smartCityPipeline', smartCityPipelineInputSchema, rawInput);
+  const v2 = patched(CHUNKS_AND_RETRIES_PATCH);
   const sizeMs = input.windowMinutes * MINUTE_MS;
   const latenessMs = input.allowedLatenessSeconds * 1000;
   const tickMs = input.tickSeconds * 1000;
@@ -264,6 +288,9 @@ export async function smartCityPipeline(rawInput?: SmartCityPipelineInput): Prom
   /** Something a loop pass may act on happened: a signal, a queued window, a finished run. */
   let changed = false;
   let draining = false;
+  /** A start of, or a signal to, the streaming supervisor failed: the next try waits for a backoff timer. */
+  let streamingBackoff = false;
+  let streamingFailures = 0;
 
   const windowOf = (fromMs: number): TimeWindow => windowAt(fromMs, sizeMs);
 
@@ -338,7 +365,7 @@ export async function smartCityPipeline(rawInput?: SmartCityPipelineInput): Prom
       cursor: { ...cursor, closesAt: iso(state.cursorMs + sizeMs + latenessMs) },
       queue: state.queue.slice(0, SHOWN_QUEUE_ENTRIES).map(({ fromMs, reason, force, detail }) => ({ window: windowOf(fromMs), reason, force, detail })),
       queued: state.queue.length,
-      running: [...running.values()].map(({ window, workflowId, reason, startedAt }) => ({ window, workflowId, reason, startedAt })),
+      running: [...running.values()].map(({ run: _run, ...window }) => window),
       windows: recentRecords(KEPT_WINDOW_RECORDS),
       loaded: state.loadedRanges.map(([from, to]) => ({ from: iso(from), to: iso(to) })),
       rejectedSignals: state.rejectedSignals,
@@ -447,13 +474,19 @@ export async function smartCityPipeline(rawInput?: SmartCityPipelineInput): Prom
 
   // ---- batch runs ----
 
+  /** Live runs may still start while draining, up to the headroom; other runs wait for the next run of the controller. */
+  function liveWhileDraining(): boolean {
+    return v2 && workflowInfo().historyLength < input.historyThreshold + DRAIN_HEADROOM_EVENTS;
+  }
+
   function startRuns(): void {
-    if (state.paused || draining) return;
-    const busy = (lane: Running['lane']) => [...running.values()].filter((r) => r.lane === lane).length;
+    if (state.paused || (draining && !liveWhileDraining())) return;
+    const busy = (lane: Lane) => new Set([...running.values()].filter((r) => r.run.lane === lane).map((r) => r.run)).size;
     if (busy('live') === 0) {
       const next = state.queue.findIndex((e) => e.reason === 'live');
       if (next >= 0) launch(next);
     }
+    if (draining) return;
     for (let free = input.backfillConcurrency - busy('other'); free > 0; free--) {
       const next = state.queue.findIndex((e) => e.reason !== 'live');
       if (next < 0) break;
@@ -461,9 +494,25 @@ export async function smartCityPipeline(rawInput?: SmartCityPipelineInput): Prom
     }
   }
 
-  function launch(index: number): void {
-    const [entry] = state.queue.splice(index, 1);
-    if (!entry) return;
+  /**
+   * Takes the queued entry at `index` off the queue and with it (patched runs) the queued entries
+   * of its lane for the windows right after it, up to a chunk's span.
+   */
+  function takeRun(index: number): QueueEntry[] {
+    const first = state.queue[index];
+    if (!first) return [];
+    const maxWindows = v2 ? Math.min(MAX_CHUNK_WINDOWS, Math.max(1, Math.floor(input.chunkMinutes / input.windowMinutes))) : 1;
+    const lane = laneOf(first);
+    const byStart = new Map(state.queue.filter((e) => laneOf(e) === lane).map((e) => [e.fromMs, e]));
+    const group = [first];
+    for (let next = byStart.get(first.fromMs + sizeMs); next && group.length < maxWindows; next = byStart.get(next.fromMs + sizeMs)) group.push(next);
+    const taken = new Set(group);
+    state.queue = state.queue.filter((e) => !taken.has(e));
+    return group;
+  }
+
+  /** Marks the entry's window running in a new attempt and returns its record. */
+  function startRecord(entry: QueueEntry): WindowRecord {
     const window = windowOf(entry.fromMs);
     const previous = state.windows[window.from];
     const attempts = (previous?.attempts ?? 0) + 1;
@@ -475,34 +524,58 @@ export async function smartCityPipeline(rawInput?: SmartCityPipelineInput): Prom
       attempts,
       lastReason: entry.detail ?? entry.reason,
       workflowId: batchRunWorkflowId(window, attempts),
+      chunk: undefined,
       nextRetryAt: undefined,
     };
     state.windows[window.from] = record;
-    const done = executeChild(batchRun, {
-      workflowId: record.workflowId,
-      args: [{ window }],
-      // Terminating the controller still cancels its batch runs, so their activities stop remote work.
-      parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-    })
-      .then(
+    return record;
+  }
+
+  function launch(index: number): void {
+    const group = takeRun(index);
+    if (group.length === 0) return;
+    const records = group.map(startRecord);
+    // Terminating the controller still cancels its runs, so their activities stop remote work.
+    const parentClosePolicy = ParentClosePolicy.REQUEST_CANCEL;
+    let done: Promise<void>;
+    if (records.length === 1) {
+      const record = records[0]!;
+      done = executeChild(batchRun, { workflowId: record.workflowId, args: [{ window: record.window }], parentClosePolicy }).then(
         (result) => succeeded(record, result),
-        (err: unknown) => failed(record, err),
-      )
-      .finally(() => {
-        running.delete(entry.fromMs);
+        (err: unknown) => failed(record, runError(err, record.workflowId)),
+      );
+    } else {
+      const chunk = backfillChunkWorkflowId({ from: records[0]!.window.from, to: records[records.length - 1]!.window.to }, records[0]!.attempts);
+      for (const record of records) record.chunk = chunk;
+      const windows = records.map((r) => ({ window: r.window, workflowId: r.workflowId }));
+      done = executeChild(backfillChunk, { workflowId: chunk, args: [{ windows }], parentClosePolicy }).then(
+        (result) =>
+          records.forEach((record, i) => {
+            const outcome = result.windows[i];
+            if (outcome?.status === 'loaded') succeeded(record, outcome);
+            else failed(record, outcome?.error ?? { type: 'BatchRunError', message: `${chunk} returned no outcome for the window` });
+          }),
+        (err: unknown) => {
+          const error = runError(err, chunk);
+          for (const record of records) failed(record, error);
+        },
+      );
+    }
+    const run: Run = {
+      lane: laneOf(group[0]!),
+      done: done.finally(() => {
+        for (const entry of group) running.delete(entry.fromMs);
         changed = true;
-      });
-    running.set(entry.fromMs, {
-      lane: entry.reason === 'live' ? 'live' : 'other',
-      reason: entry.reason,
-      window,
-      workflowId: record.workflowId,
-      startedAt: iso(Date.now()),
-      done,
+      }),
+    };
+    const startedAt = iso(Date.now());
+    group.forEach((entry, i) => {
+      const { window, workflowId, chunk } = records[i]!;
+      running.set(entry.fromMs, { run, window, workflowId, reason: entry.reason, startedAt, ...(chunk !== undefined && { chunk }) });
     });
   }
 
-  function succeeded(record: WindowRecord, result: BatchRunResult): void {
+  function succeeded(record: WindowRecord, result: { loaded: SourceCounts; rawRows: SourceCounts }): void {
     record.status = 'loaded';
     record.failures = 0;
     record.rows = result.loaded;
@@ -512,18 +585,10 @@ export async function smartCityPipeline(rawInput?: SmartCityPipelineInput): Prom
     state.loadedRanges = addRange(state.loadedRanges, Date.parse(record.window.from), Date.parse(record.window.to));
   }
 
-  function failed(record: WindowRecord, err: unknown): void {
-    const quality = err instanceof ChildWorkflowFailure && err.cause instanceof ApplicationFailure && err.cause.type === DATA_QUALITY_ERROR ? err.cause : undefined;
-    const message =
-      err instanceof WorkflowExecutionAlreadyStartedError ? `${record.workflowId} is already running: ${err.message}` : (rootCause(err) ?? String(err));
+  function failed(record: WindowRecord, error: RunError): void {
     record.status = 'failed';
     record.failures += 1;
-    record.lastError = {
-      type: quality ? DATA_QUALITY_ERROR : 'BatchRunError',
-      message: quality?.message ?? message,
-      at: iso(Date.now()),
-      failedChecks: quality ? failedCheckNames(quality.details) : undefined,
-    };
+    record.lastError = { type: error.type, message: error.message, at: iso(Date.now()), failedChecks: error.failedChecks };
     record.nextRetryAt = record.failures < input.maxBatchAttempts ? iso(Date.now() + tickMs * 2 ** (record.failures - 1)) : undefined;
     state.loadedRanges = removeRange(state.loadedRanges, Date.parse(record.window.from), Date.parse(record.window.to));
     log.warn('batch run failed', { window: windowLabel(record.window), type: record.lastError.type, message: record.lastError.message });
@@ -539,9 +604,12 @@ export async function smartCityPipeline(rawInput?: SmartCityPipelineInput): Prom
         startChild(streamingSupervisor, { workflowId: link.workflowId, args: [{}], parentClosePolicy: ParentClosePolicy.ABANDON }),
       );
       link.attached = true;
+      link.error = undefined;
     } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) link.attached = true;
-      else link.error = `starting ${link.workflowId} failed: ${rootCause(err) ?? String(err)}`;
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        link.attached = true;
+        link.error = undefined;
+      } else link.error = `starting ${link.workflowId} failed: ${rootCause(err) ?? String(err)}`;
     }
   }
 
@@ -549,14 +617,46 @@ export async function smartCityPipeline(rawInput?: SmartCityPipelineInput): Prom
   async function syncStreaming(link: NonNullable<PipelineStatus['streaming']>): Promise<void> {
     const pause = state.paused && state.pauseScope === 'all';
     if (pause === state.streamingPaused) return;
-    state.streamingPaused = pause;
+    // Before the patch the state changed before the signal, so a signal that failed was never sent again.
+    if (!v2) state.streamingPaused = pause;
     try {
       await getExternalWorkflowHandle(link.workflowId).signal(pause ? streamingPauseSignal : streamingResumeSignal);
+      state.streamingPaused = pause;
       link.error = undefined;
     } catch (err) {
       if (isCancellation(err)) throw err;
       link.error = `signalling ${pause ? 'pause' : 'resume'} to ${link.workflowId} failed: ${rootCause(err) ?? String(err)}`;
+      // The supervisor is gone (a signal fails for nothing else): start it again on the next try.
+      if (v2) link.attached = false;
     }
+  }
+
+  /**
+   * Attaches to the supervisor and brings it in line with the pause scope. A start or a signal
+   * that failed is tried again after a backoff (5 s doubling to 5 min), until it lands.
+   */
+  async function superviseStreaming(link: NonNullable<PipelineStatus['streaming']>): Promise<void> {
+    if (!v2) {
+      if (link.attached) await syncStreaming(link);
+      return;
+    }
+    if (streamingBackoff) return;
+    if (!link.attached) await attachStreaming(link);
+    if (link.attached) await syncStreaming(link);
+    if (link.error === undefined) {
+      streamingFailures = 0;
+      return;
+    }
+    streamingBackoff = true;
+    const delayMs = Math.min(STREAMING_RETRY_FIRST_MS * 2 ** streamingFailures, STREAMING_RETRY_MAX_MS);
+    streamingFailures += 1;
+    log.warn('streaming supervisor not reached; trying again', { error: link.error, delayMs });
+    void sleep(delayMs)
+      .then(() => {
+        streamingBackoff = false;
+        changed = true;
+      })
+      .catch(() => undefined);
   }
 
   // ---- continue-as-new ----
@@ -578,6 +678,11 @@ export async function smartCityPipeline(rawInput?: SmartCityPipelineInput): Prom
 
   // ---- the control loop ----
 
+  /** Whether the loop looks for closed windows: not while paused; patched runs go on while draining. */
+  function ticking(): boolean {
+    return !state.paused && (!draining || v2);
+  }
+
   function armTick(): void {
     void sleep(tickMs)
       .then(() => void (tickDue = true))
@@ -585,10 +690,10 @@ export async function smartCityPipeline(rawInput?: SmartCityPipelineInput): Prom
   }
 
   try {
-    if (streaming) await attachStreaming(streaming);
+    if (streaming && !v2) await attachStreaming(streaming);
     for (;;) {
-      if (streaming?.attached) await syncStreaming(streaming);
-      if (!state.paused && !draining && (tickDue || lookNow || runNowRequested)) {
+      if (streaming) await superviseStreaming(streaming);
+      if (ticking() && (tickDue || lookNow || runNowRequested)) {
         const ignoreLateness = runNowRequested;
         runNowRequested = false;
         lookNow = false;
@@ -607,18 +712,19 @@ export async function smartCityPipeline(rawInput?: SmartCityPipelineInput): Prom
         await condition(allHandlersFinished);
         await continueWithState();
       }
-      await condition(() => changed || (!state.paused && !draining && (tickDue || lookNow || runNowRequested)));
+      await condition(() => changed || (ticking() && (tickDue || lookNow || runNowRequested)));
       changed = false;
     }
   } catch (err) {
     if (isCancellation(err)) {
       await CancellationScope.nonCancellable(async () => {
-        if (streaming?.attached) {
+        // Patched runs cancel it even when the last start or signal failed: it may run all the same.
+        if (streaming && (v2 || streaming.attached)) {
           await getExternalWorkflowHandle(streaming.workflowId)
             .cancel()
             .catch((e: unknown) => log.warn('cancelling the streaming supervisor failed', { error: rootCause(e) }));
         }
-        await Promise.allSettled([...running.values()].map((r) => r.done));
+        await Promise.allSettled(new Set([...running.values()].map((r) => r.run.done)));
       });
     }
     throw err;

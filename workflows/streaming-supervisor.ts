@@ -63,6 +63,9 @@ export const streamingSupervisorInputSchema = z
     watchSeconds: z.number().int().min(1).max(3600).default(60),
     initialBackoffSeconds: z.number().positive().max(3600).default(10),
     maxBackoffSeconds: z.number().positive().max(86_400).default(600),
+    /** Asked to stop, the job finishes its running micro-batch for at most this long (its --stop-timeout-seconds). */
+    stopTimeoutSeconds: z.number().int().min(1).max(3600).default(60),
+    /** Past stopTimeoutSeconds, how long a stop still waits for the job to exit before killing it. */
     stopGraceSeconds: z.number().int().min(0).max(3600).default(30),
     /** Continue-as-new once the history holds this many events. */
     historyThreshold: z.number().int().min(20).max(40_000).default(2000),
@@ -94,20 +97,29 @@ export const streamingStatusQuery = defineQuery<StreamingStatus>('status');
 
 type Input = z.output<typeof streamingSupervisorInputSchema>;
 
+/** How long the job may take to stop in all: its own stop timeout, then the grace before SIGKILL. */
+const stopWaitSeconds = (input: Input) => input.stopTimeoutSeconds + input.stopGraceSeconds;
+
+// Each activity heartbeats while it works: a worker that dies mid-call is noticed within this, not
+// at the start-to-close timeout, and the call is retried on another worker (start and stop are
+// idempotent; the job itself runs on, it belongs to this workflow, not to a worker).
+const heartbeatTimeout = '20s';
+
 function activitiesFor(input: Input) {
   const { startStreamingJob } = proxyActivities<PipelineActivities>({
     startToCloseTimeout: '5 minutes',
+    heartbeatTimeout,
     retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 3 },
   });
   const { watchStreamingJob } = proxyActivities<PipelineActivities>({
     startToCloseTimeout: (input.watchSeconds + 60) * 1000,
-    // A worker that dies mid-watch is noticed within this, not at the end of the watch. A watch
-    // only reads state, so a pause abandons it at once (the default TRY_CANCEL) without waiting.
-    heartbeatTimeout: '30s',
+    // A watch only reads state, so a pause abandons it at once (the default TRY_CANCEL) without waiting.
+    heartbeatTimeout,
     retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
   });
   const { stopStreamingJob } = proxyActivities<PipelineActivities>({
-    startToCloseTimeout: (input.stopGraceSeconds + 60) * 1000,
+    startToCloseTimeout: (stopWaitSeconds(input) + 60) * 1000,
+    heartbeatTimeout,
     retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 5 },
   });
   return { startStreamingJob, watchStreamingJob, stopStreamingJob };
@@ -125,7 +137,13 @@ export async function streamingSupervisor(rawInput?: StreamingSupervisorInput): 
   const input = parseInput('streamingSupervisor', streamingSupervisorInputSchema, rawInput);
   const { startStreamingJob, watchStreamingJob, stopStreamingJob } = activitiesFor(input);
   const { jobName } = input;
-  const spec: StreamingJobSpec = { jobName, triggerSeconds: input.triggerSeconds, maxOffsetsPerTrigger: input.maxOffsetsPerTrigger };
+  const spec: StreamingJobSpec = {
+    jobName,
+    triggerSeconds: input.triggerSeconds,
+    maxOffsetsPerTrigger: input.maxOffsetsPerTrigger,
+    // One source for both ends of a stop: the job's own timeout, and the wait below that outlasts it.
+    stopTimeoutSeconds: input.stopTimeoutSeconds,
+  };
   const s: SupervisorState = input.state ?? { paused: false, jobRunning: false, restarts: 0, consecutiveCrashes: 0, continuedAsNewCount: 0 };
   let phase: StreamingPhase = s.paused ? 'paused' : s.nextRestartAt ? 'restarting' : s.jobRunning ? 'running' : 'starting';
 
@@ -142,7 +160,8 @@ export async function streamingSupervisor(rawInput?: StreamingSupervisorInput): 
   }));
 
   const continueAsNewDue = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > input.historyThreshold;
-  const stop = () => stopStreamingJob({ jobName, graceSeconds: input.stopGraceSeconds });
+  // Longer than the job's own stop timeout: a stop never kills a micro-batch half-written.
+  const stop = () => stopStreamingJob({ jobName, graceSeconds: stopWaitSeconds(input) });
 
   function crashed(reason: string): void {
     s.jobRunning = false;

@@ -15,7 +15,7 @@ const files = readdirSync(HISTORIES)
 
 describe('replay of recorded histories', () => {
   test('there are histories of every workflow to replay', () => {
-    for (const workflow of ['batchRun', 'streamingSupervisor', 'smartCityPipeline', 'fleetSimulation']) {
+    for (const workflow of ['batchRun', 'backfillChunk', 'streamingSupervisor', 'smartCityPipeline', 'fleetSimulation']) {
       assert.ok(
         files.some((f) => f.startsWith(`${workflow}-`)),
         `test/histories has no ${workflow}-*.json`,

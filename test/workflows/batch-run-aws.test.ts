@@ -101,7 +101,7 @@ describe('batchRun with the aws activities (moto)', () => {
         env.client.workflow.execute(batchRun, { taskQueue: worker.options.taskQueue, workflowId: `batch-aws-${randomUUID()}`, args: [{ window }] }),
       );
       assert.deepEqual(result.rawRows, { vehicle: 0, gps: 4, traffic: 0, weather: 0, emergency: 0 });
-      const { remoteId, ...curated } = result.curated;
+      const { remoteId, ...curated } = result.curated ?? assert.fail('a batch run of its own curates');
       assert.deepEqual(curated, { rowsRead: 4, duplicatesDropped: 1, rowsWritten: { vehicle: 0, gps: 3, traffic: 0, weather: 0, emergency: 0 } });
       assert.match(remoteId ?? '', /^jr_/, 'the Glue job run id');
       assert.equal(result.loaded.gps, 3);

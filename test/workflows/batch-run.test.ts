@@ -31,7 +31,7 @@ describe('batchRun', () => {
       assert.deepEqual(result.rawRows, counts(7, { gps: 21 }));
       assert.deepEqual(result.loaded, counts(7, { gps: 21 }));
       assert.deepEqual(result.counts.warehouse, counts(7, { gps: 21 }));
-      assert.equal(result.curated.rowsRead, 49);
+      assert.equal(result.curated?.rowsRead, 49);
       assert.deepEqual(
         stubs.calls.map((c) => c.name),
         ['crawlLayer', 'countRawWindows', 'curateWindow', 'crawlLayer', 'loadWarehouse', 'checkQuality'],

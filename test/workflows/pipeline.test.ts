@@ -8,6 +8,8 @@ import { loadConfig } from '../../config';
 import { createTimeSkippingEnv } from '../helpers/temporal';
 import {
   STREAMING_WORKFLOW_ID,
+  type backfillChunk,
+  type batchRun,
   pipelineBackfillSignal,
   pipelinePauseSignal,
   pipelineResumeSignal,
@@ -58,20 +60,34 @@ describe('smartCityPipeline', () => {
     return handle;
   }
 
-  test('runs one batch per closed window, in window order', TIMEOUT, async () => {
+  test('the closed windows it finds at start run as one chunk, then one batch run per window as each closes', TIMEOUT, async () => {
     const stubs = new Stubs();
     await withWorker(env, stubs, async (taskQueue, track) => {
       const b = await sleepPastBoundary(env, W, 2 * MINUTE);
       const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b - 3 * W) });
       let s = await waitUntil(() => status(handle), (v) => loaded(v) === 3, 'the three closed windows are loaded');
-      assert.deepEqual(stubs.curated(), [iso(b - 3 * W), iso(b - 2 * W), iso(b - W)]);
+      assert.deepEqual(stubs.curatedRanges(), [{ from: iso(b - 3 * W), to: iso(b) }], 'one curate job for the three windows');
+      assert.deepEqual(stubs.windowsOf('loadWarehouse').sort(), [iso(b - 3 * W), iso(b - 2 * W), iso(b - W)], 'each window loaded on its own');
+      assert.deepEqual(stubs.windowsOf('checkQuality').sort(), [iso(b - 3 * W), iso(b - 2 * W), iso(b - W)], 'and checked on its own');
+      for (const [i, fromMs] of [b - 3 * W, b - 2 * W, b - W].entries()) {
+        const r = record(s, fromMs)!;
+        assert.equal(r.workflowId, `smartcity-batch-${iso(fromMs)}-1`, `window ${i} has its own batch run`);
+        assert.equal(r.chunk, `smartcity-chunk-${iso(b - 3 * W)}-${iso(b)}-1`);
+        assert.deepEqual(r.rawRows, counts(10));
+        const run = await env.client.workflow.getHandle<typeof batchRun>(r.workflowId).result();
+        assert.equal(run.curatedBy, r.chunk, 'its batch run loaded what the chunk curated');
+      }
+      assert.deepEqual(s.loaded, [{ from: iso(b - 3 * W), to: iso(b) }]);
       assert.equal(s.cursor.from, iso(b), 'the open window is next');
       assert.equal(s.cursor.closesAt, iso(b + W + MINUTE));
       assert.deepEqual(s.loaded, [{ from: iso(b - 3 * W), to: iso(b) }]);
 
       await env.sleep(5 * MINUTE);
       s = await waitUntil(() => status(handle), (v) => loaded(v) === 4, 'the next window is loaded once it closed');
-      assert.deepEqual(stubs.curated(), [iso(b - 3 * W), iso(b - 2 * W), iso(b - W), iso(b)]);
+      assert.deepEqual(stubs.curatedRanges(), [
+        { from: iso(b - 3 * W), to: iso(b) },
+        { from: iso(b), to: iso(b + W) },
+      ]);
       const newest = s.windows[0]!;
       const { loadedAt, ...rest } = newest;
       assert.ok(loadedAt && Date.parse(loadedAt) >= b + W + MINUTE, 'loaded after it closed');
@@ -104,7 +120,7 @@ describe('smartCityPipeline', () => {
 
       await handle.signal(pipelineResumeSignal);
       await waitUntil(() => status(handle), (v) => loaded(v) === 3, 'the missed windows are caught up');
-      assert.deepEqual(stubs.curated(), [iso(b), iso(b + W), iso(b + 2 * W)]);
+      assert.deepEqual(stubs.curatedRanges(), [{ from: iso(b), to: iso(b + 3 * W) }], 'by one chunk');
       assert.equal((await status(handle)).paused, false);
     });
   });
@@ -114,8 +130,8 @@ describe('smartCityPipeline', () => {
     stubs.curateDelayMs = 150;
     await withWorker(env, stubs, async (taskQueue, track) => {
       const b = await sleepPastBoundary(env, W, 2 * MINUTE);
-      // The live schedule starts tomorrow, so only the backfill runs here.
-      const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b + DAY), backfillConcurrency: 2 });
+      // The live schedule starts tomorrow, so only the backfill runs here; chunks of one window each.
+      const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b + DAY), backfillConcurrency: 2, chunkMinutes: 5 });
 
       const first = await handle.executeUpdate(requestBackfillUpdate, { args: [{ from: iso(b - 6 * W), to: iso(b - 2 * W) }] });
       assert.deepEqual(first.accepted.map((w) => w.from), [b - 6 * W, b - 5 * W, b - 4 * W, b - 3 * W].map(iso));
@@ -137,6 +153,177 @@ describe('smartCityPipeline', () => {
 
       assert.equal(stubs.curated().length, 4 + 3 + 1, 'no window ran twice without force');
       assert.equal(stubs.maxConcurrentCurates, 2);
+    });
+  });
+
+  test('a backfill runs as chunks of at most chunkMinutes: one curate per chunk, then a batch run per window that loads and checks it', TIMEOUT, async () => {
+    const stubs = new Stubs();
+    await withWorker(env, stubs, async (taskQueue, track) => {
+      const b = await sleepPastBoundary(env, W, 2 * MINUTE);
+      const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b + DAY), chunkMinutes: 20 });
+      const windows = [6, 5, 4, 3, 2, 1].map((k) => b - k * W);
+      const outcome = await handle.executeUpdate(requestBackfillUpdate, { args: [{ from: iso(b - 6 * W), to: iso(b) }] });
+      assert.equal(outcome.accepted.length, 6);
+      const s = await waitUntil(() => status(handle), (v) => loaded(v) === 6 && v.running.length === 0, 'the six windows are loaded');
+
+      assert.deepEqual(stubs.curatedRanges(), [
+        { from: iso(b - 6 * W), to: iso(b - 2 * W) },
+        { from: iso(b - 2 * W), to: iso(b) },
+      ], 'two chunks of at most 20 minutes, one curate each');
+      assert.deepEqual(stubs.callsOf('countRawWindows').map((c) => (c.input as { windows: unknown[] }).windows.length).sort(), [2, 4], 'one count per chunk, per window');
+      const crawls = stubs.callsOf('crawlLayer').map((c) => c.input as { layer: string; window: { from: string; to: string } });
+      assert.deepEqual(
+        crawls.map((c) => `${c.layer} ${c.window.from}/${c.window.to}`).sort(),
+        ['curated', 'raw'].flatMap((layer) => [`${layer} ${iso(b - 6 * W)}/${iso(b - 2 * W)}`, `${layer} ${iso(b - 2 * W)}/${iso(b)}`]),
+        'raw and curated crawled once per chunk, over its range',
+      );
+      assert.deepEqual(stubs.windowsOf('loadWarehouse').sort(), windows.map(iso));
+      assert.deepEqual(stubs.windowsOf('checkQuality').sort(), windows.map(iso));
+      const chunks = [`smartcity-chunk-${iso(b - 6 * W)}-${iso(b - 2 * W)}-1`, `smartcity-chunk-${iso(b - 2 * W)}-${iso(b)}-1`];
+      assert.deepEqual(windows.map((t) => record(s, t)?.chunk), [chunks[0], chunks[0], chunks[0], chunks[0], chunks[1], chunks[1]]);
+      const chunk = env.client.workflow.getHandle<typeof backfillChunk>(chunks[0]!);
+      const result = await chunk.result();
+      assert.deepEqual(result.range, { from: iso(b - 6 * W), to: iso(b - 2 * W) });
+      assert.deepEqual(result.windows.map((w) => [w.workflowId, w.status]), windows.slice(0, 4).map((t) => [`smartcity-batch-${iso(t)}-1`, 'loaded']));
+      const run = env.client.workflow.getHandle<typeof batchRun>(`smartcity-batch-${iso(b - 5 * W)}-1`);
+      const runResult = await run.result();
+      assert.deepEqual(Object.keys(runResult.timings), ['load', 'quality'], 'a window curated by its chunk is only loaded and checked');
+      assert.equal(runResult.curatedBy, chunks[0]);
+      await recordHistory(chunk, 'backfillChunk-four-windows');
+      await recordHistory(run, 'batchRun-curated-by-chunk');
+      assert.equal(await closeWorkflow(handle), 'CANCELLED');
+      await recordHistory(env.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId), 'smartCityPipeline-chunked-backfill');
+    });
+  });
+
+  test('in a chunk, a window that fails its checks is retried alone; loaded windows are not redone; force re-runs them as a chunk', TIMEOUT, async () => {
+    const stubs = new Stubs();
+    await withWorker(env, stubs, async (taskQueue, track) => {
+      const b = await sleepPastBoundary(env, W, 2 * MINUTE);
+      stubs.failQuality.add(iso(b - 2 * W));
+      const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b + DAY) });
+      await handle.executeUpdate(requestBackfillUpdate, { args: [{ from: iso(b - 3 * W), to: iso(b) }] });
+      let s = await waitUntil(() => status(handle), (v) => loaded(v) === 2 && record(v, b - 2 * W)?.status === 'failed', 'two loaded, one failed');
+      const bad = record(s, b - 2 * W)!;
+      assert.equal(bad.lastError?.type, 'DataQualityError');
+      assert.deepEqual(bad.lastError?.failedChecks, ['no_null_locations']);
+      assert.ok(bad.nextRetryAt, 'a retry is planned');
+
+      stubs.failQuality.clear();
+      await env.sleep(MINUTE);
+      s = await waitUntil(() => status(handle), (v) => loaded(v) === 3, 'the retry loaded it');
+      assert.equal(record(s, b - 2 * W)?.attempts, 2);
+      assert.equal(record(s, b - 2 * W)?.chunk, undefined, 'a retry of one window is a plain batch run');
+      assert.deepEqual(stubs.curatedRanges(), [
+        { from: iso(b - 3 * W), to: iso(b) },
+        { from: iso(b - 2 * W), to: iso(b - W) },
+      ]);
+      assert.deepEqual(stubs.windowsOf('loadWarehouse').sort(), [b - 3 * W, b - 2 * W, b - 2 * W, b - W].map(iso), 'the loaded windows were not loaded again');
+
+      const forced = await handle.executeUpdate(requestBackfillUpdate, { args: [{ from: iso(b - 3 * W), to: iso(b), force: true }] });
+      assert.equal(forced.accepted.length, 3);
+      s = await waitUntil(() => status(handle), (v) => record(v, b - W)?.attempts === 2 && v.running.length === 0, 'forced windows ran again');
+      assert.equal(record(s, b - 3 * W)?.chunk, `smartcity-chunk-${iso(b - 3 * W)}-${iso(b)}-2`);
+      assert.deepEqual(stubs.curatedRanges().at(-1), { from: iso(b - 3 * W), to: iso(b) }, 'one curate for the forced range');
+      assert.equal(loaded(s), 3);
+    });
+  });
+
+  test('a chunk whose curate fails fails each of its windows with the reason', TIMEOUT, async () => {
+    const stubs = new Stubs();
+    await withWorker(env, stubs, async (taskQueue, track) => {
+      const b = await sleepPastBoundary(env, W, 2 * MINUTE);
+      stubs.failCurate.add(iso(b - W));
+      const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b + DAY), maxBatchAttempts: 1 });
+      await handle.executeUpdate(requestBackfillUpdate, { args: [{ from: iso(b - 2 * W), to: iso(b) }] });
+      const s = await waitUntil(() => status(handle), (v) => v.windows.filter((w) => w.status === 'failed').length === 2, 'both windows failed');
+      for (const t of [b - 2 * W, b - W]) {
+        assert.equal(record(s, t)?.lastError?.type, 'BatchRunError');
+        assert.match(record(s, t)?.lastError?.message ?? '', /spark-submit exited with code 1/);
+      }
+      assert.deepEqual(stubs.callsOf('loadWarehouse'), [], 'nothing was loaded');
+    });
+  });
+
+  test('cancelling the controller cancels a running chunk, and its curate activity stops', TIMEOUT, async () => {
+    const stubs = new Stubs();
+    let release = () => undefined as void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    try {
+      await withWorker(env, stubs, async (taskQueue, track) => {
+        const b = await sleepPastBoundary(env, W, 2 * MINUTE);
+        stubs.curateGates.set(iso(b - 3 * W), gate);
+        const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b + DAY) });
+        await handle.executeUpdate(requestBackfillUpdate, { args: [{ from: iso(b - 3 * W), to: iso(b) }] });
+        await waitUntil(async () => stubs.callsOf('curateWindow').length, (n) => n === 1, 'the chunk curates');
+        assert.equal(await closeWorkflow(handle), 'CANCELLED');
+        const chunk = env.client.workflow.getHandle(`smartcity-chunk-${iso(b - 3 * W)}-${iso(b)}-1`);
+        assert.equal(await waitUntil(async () => (await chunk.describe()).status.name, (n) => n !== 'RUNNING', 'the chunk closed'), 'CANCELLED');
+        assert.deepEqual(stubs.cancelledCurates, [`${iso(b - 3 * W)}/${iso(b)}`], 'the curate activity was cancelled (the real one then stops its Spark job)');
+      });
+    } finally {
+      release();
+    }
+  });
+
+  test('a curate whose worker died is retried after the heartbeat timeout; live windows go on meanwhile', TIMEOUT, async () => {
+    const stubs = new Stubs();
+    await withWorker(env, stubs, async (taskQueue, track) => {
+      const b = await sleepPastBoundary(env, W, 2 * MINUTE);
+      stubs.hangFirstCurate.add(iso(b - W));
+      const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b - W), tickSeconds: 10 });
+      await waitUntil(async () => stubs.callsOf('curateWindow').length, (n) => n === 1, 'the first curate attempt hangs');
+      await env.sleep(2 * MINUTE);
+      let s = await waitUntil(() => status(handle), (v) => record(v, b - W)?.status === 'loaded', 'the window is loaded by the retried attempt');
+      assert.equal(record(s, b - W)?.attempts, 1, 'the batch run itself did not fail');
+      const [first, second] = stubs.callsOf('curateWindow');
+      assert.ok(second && second.scheduledAtMs - first!.scheduledAtMs < 60_000, `retried within a minute of workflow time: ${(second?.scheduledAtMs ?? 0) - first!.scheduledAtMs} ms`);
+      await env.sleep(10 * MINUTE);
+      s = await waitUntil(() => status(handle), (v) => loaded(v) >= 3, 'the live windows after it are loaded as they close');
+      assert.deepEqual(s.loaded, [{ from: iso(b - W), to: iso(b + 2 * W) }]);
+    });
+  });
+
+  test('draining for continue-as-new, a slow backfill does not hold up the live windows', TIMEOUT, async () => {
+    const stubs = new Stubs();
+    let release = () => undefined as void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    await withWorker(env, stubs, async (taskQueue, track) => {
+      const b = await sleepPastBoundary(env, W, 2 * MINUTE);
+      // Six closed live windows, one run each (chunks of one window); the backfill's curate waits for the gate.
+      stubs.curateGates.set(iso(b - DAY), gate);
+      const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b - 6 * W), historyThreshold: 50, chunkMinutes: 5 });
+      await handle.executeUpdate(requestBackfillUpdate, { args: [{ from: iso(b - DAY), to: iso(b - DAY + W) }] });
+      await waitUntil(async () => stubs.curated().includes(iso(b - DAY)), Boolean, 'the backfill curates (and waits)');
+      try {
+        const s = await waitUntil(() => status(handle), (v) => v.loaded.some((r) => r.from === iso(b - 6 * W) && r.to === iso(b)), 'every live window is loaded');
+        assert.ok(s.historyLength > 50, `past the threshold, draining: ${s.historyLength} events`);
+        assert.equal(s.continuedAsNewCount, 0, 'still draining: the backfill runs');
+        assert.deepEqual(s.running.map((r) => r.window.from), [iso(b - DAY)]);
+      } finally {
+        release();
+      }
+      await waitUntil(async () => (await handle.describe()).runId !== handle.firstExecutionRunId, Boolean, 'continued as new once the backfill finished');
+    });
+  });
+
+  test('a supervisor that is gone is started again and told to pause, until the signal lands', TIMEOUT, async () => {
+    const stubs = new Stubs();
+    await withWorker(env, stubs, async (taskQueue, track) => {
+      const b = await sleepPastBoundary(env, W, 2 * MINUTE);
+      const handle = await start(taskQueue, track, { startAt: iso(b + DAY) });
+      await waitUntil(() => status(handle), (v) => v.streaming?.attached === true, 'streaming attached');
+      await streamingRunning(env, 0);
+      const first = (await supervisor(env).describe()).runId;
+      await supervisor(env).terminate('the test removes it');
+      await handle.signal(pipelinePauseSignal, { scope: 'all' });
+      const paused = await waitUntil(
+        async () => ((await supervisor(env).describe()).runId === first ? undefined : supervisor(env).query(streamingStatusQuery)),
+        (v) => v?.state === 'paused',
+        'a new supervisor runs, paused',
+      );
+      assert.ok(paused);
+      assert.equal((await status(handle)).streaming?.error, undefined, 'the error is cleared once the signal landed');
     });
   });
 
@@ -235,7 +422,10 @@ describe('smartCityPipeline', () => {
       await env.sleep(2 * MINUTE);
       s = await status(handle);
       assert.equal(record(s, b - 2 * W)?.attempts, 2, 'counted again after the re-run, it no longer differs');
-      assert.deepEqual(stubs.curated(), [iso(b - 2 * W), iso(b - W), iso(b - 2 * W)]);
+      assert.deepEqual(stubs.curatedRanges(), [
+        { from: iso(b - 2 * W), to: iso(b) },
+        { from: iso(b - 2 * W), to: iso(b - W) },
+      ]);
     });
   });
 
@@ -245,7 +435,7 @@ describe('smartCityPipeline', () => {
       const b = await sleepPastBoundary(env, W, 2 * MINUTE);
       stubs.failQuality.add(iso(b - 3 * W));
       stubs.failCurate.add(iso(b - 2 * W));
-      const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b - 3 * W), maxBatchAttempts: 3 });
+      const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b - 3 * W), maxBatchAttempts: 3, chunkMinutes: 5 });
       let s = await waitUntil(() => status(handle), (v) => record(v, b - W)?.status === 'loaded', 'the window after the failures is loaded');
       const quality = record(s, b - 3 * W)!;
       assert.equal(quality.status, 'failed');

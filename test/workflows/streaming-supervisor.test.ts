@@ -7,6 +7,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { loadConfig } from '../../config';
 import { createTimeSkippingEnv } from '../helpers/temporal';
 import { streamingPauseSignal, streamingResumeSignal, streamingStatusQuery, streamingSupervisor, type StreamingStatus } from '../../workflows';
+import type { StreamingJobSpec } from '../../activities/types';
 import { Stubs, TIMEOUT, recordHistory, waitUntil, withWorker, workflowBundle } from './stubs';
 
 const status = (handle: WorkflowHandle) => handle.query(streamingStatusQuery);
@@ -103,8 +104,10 @@ describe('streamingSupervisor', () => {
       assert.ok(err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure, `cancelled: ${String(err)}`);
       assert.deepEqual(
         stubs.callsOf('stopStreamingJob').map((c) => c.input),
-        [{ jobName: 'smartcity-ingest', graceSeconds: 30 }],
+        [{ jobName: 'smartcity-ingest', graceSeconds: 90 }],
+        'the stop waits past the job’s own 60 s stop timeout, then 30 s more',
       );
+      assert.equal((stubs.callsOf('startStreamingJob')[0]?.input as StreamingJobSpec).stopTimeoutSeconds, 60, 'the job is told its stop timeout');
       assert.equal(stubs.jobRunning, false);
       assert.equal((await status(handle)).state, 'stopped');
     });

@@ -42,8 +42,17 @@ export class Stubs {
   defaultRawRows = counts(10);
   /** Windows (by start) whose quality check fails. */
   readonly failQuality = new Set<string>();
-  /** Windows (by start) whose curate job fails for good. */
+  /** Windows (by start) whose curate job fails for good, alone or in a chunk's range. */
   readonly failCurate = new Set<string>();
+  /**
+   * Windows (by start) whose first curate attempt hangs without a heartbeat, as on a worker that
+   * died (the server's heartbeat timeout retries it), until the worker shuts down.
+   */
+  readonly hangFirstCurate = new Set<string>();
+  /** Curate ranges whose activity saw its cancellation (a stub curate heartbeats while it waits). */
+  readonly cancelledCurates: string[] = [];
+  /** Curates of a range holding one of these window starts wait for its promise, heartbeating: a test acts meanwhile. */
+  readonly curateGates = new Map<string, Promise<void>>();
   /** Real time curateWindow takes, so concurrent runs overlap. */
   curateDelayMs = 0;
   concurrentCurates = 0;
@@ -82,10 +91,16 @@ export class Stubs {
     },
     curateWindow: async (input) => {
       this.log('curateWindow', input);
+      const { from, to } = input.window;
+      const covers = (start: string) => Date.parse(start) >= Date.parse(from) && Date.parse(start) < Date.parse(to);
+      const ctx = Context.current();
+      if (ctx.info.attempt === 1 && [...this.hangFirstCurate].some(covers)) return ctx.cancelled;
       this.concurrentCurates += 1;
       this.maxConcurrentCurates = Math.max(this.maxConcurrentCurates, this.concurrentCurates);
       try {
-        if (this.failCurate.has(input.window.from)) throw ApplicationFailure.nonRetryable('spark-submit exited with code 1: AnalysisException', 'SparkJobFailed');
+        if ([...this.failCurate].some(covers)) throw ApplicationFailure.nonRetryable('spark-submit exited with code 1: AnalysisException', 'SparkJobFailed');
+        const gate = [...this.curateGates].find(([start]) => covers(start))?.[1];
+        if (gate) await this.heartbeatUntil(gate, `${from}/${to}`);
         if (this.curateDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.curateDelayMs));
         const raw = this.raw(input.window);
         return { rowsRead: total(raw), duplicatesDropped: 0, rowsWritten: raw };
@@ -127,7 +142,30 @@ export class Stubs {
 
   /** Window starts curateWindow was called for, in call order. */
   curated(): string[] {
-    return this.callsOf('curateWindow').map((c) => (c.input as { window: TimeWindow }).window.from);
+    return this.curatedRanges().map((w) => w.from);
+  }
+
+  /** The windows or chunk ranges curateWindow was called for, in call order. */
+  curatedRanges(): TimeWindow[] {
+    return this.callsOf('curateWindow').map((c) => (c.input as { window: TimeWindow }).window);
+  }
+
+  /** Window starts of the calls of an activity that takes one window (load, quality), in call order. */
+  windowsOf(name: 'loadWarehouse' | 'checkQuality'): string[] {
+    return this.callsOf(name).map((c) => (c.input as { window: TimeWindow }).window.from);
+  }
+
+  private async heartbeatUntil(gate: Promise<void>, range: string): Promise<void> {
+    const ctx = Context.current();
+    const beat = setInterval(() => ctx.heartbeat(), 200);
+    try {
+      await Promise.race([gate, ctx.cancelled]);
+    } catch (err) {
+      this.cancelledCurates.push(range);
+      throw err;
+    } finally {
+      clearInterval(beat);
+    }
   }
 
   private log(name: keyof PipelineActivities, input: unknown): void {
