@@ -653,8 +653,20 @@ function before(a: Head, b: Head): boolean {
  * index, and each vehicle's own order is kept. Options are checked before the first event.
  */
 export function fleetEvents(opts: FleetOptions): Generator<SmartCityEvent> {
+  return sliceEvents(opts, 0, opts.vehicles);
+}
+
+/**
+ * The journeys of vehicles `first` … `first + count - 1` merged as fleetEvents merges the whole
+ * fleet: a slice's events are exactly the fleet's events of those vehicles, in the same order,
+ * with the same ids. A slice of one vehicle is its journey.
+ */
+export function sliceEvents(opts: FleetOptions, first: number, count: number): Generator<SmartCityEvent> {
   const plan = resolvePlan(opts);
-  return merge(Array.from({ length: plan.vehicles }, (_, i) => simulate(plan, i)));
+  if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 1 || first + count > plan.vehicles) {
+    throw new Error(`a slice must be 1 to ${plan.vehicles} consecutive vehicles of the fleet, got ${String(count)} from index ${String(first)}`);
+  }
+  return merge(Array.from({ length: count }, (_, i) => simulate(plan, first + i)));
 }
 
 function* merge(journeys: Generator<SmartCityEvent>[]): Generator<SmartCityEvent> {
