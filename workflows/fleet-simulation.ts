@@ -16,14 +16,11 @@ import type { FleetSliceProgress, FleetSpec, JourneyChunkResult, Pacing, Pipelin
 import { ZERO_COUNTS, addCounts, countsSchema } from './counts';
 import { fleetTaskQueue } from './ids';
 import { iso, isoTime, parseInput } from './input';
+import { MAX_SLICES, planSlices } from './slices';
 import { MINUTE_MS } from './windows';
 
 const CHUNK_MS = 5 * MINUTE_MS;
 export const FLEET_SLICES_PATCH = 'fleet-slices';
-/** Activities one run keeps going at once, whatever the fleet size. */
-export const MAX_SLICES = 8;
-/** Unless told otherwise, a slice per this many vehicles (up to MAX_SLICES). */
-const VEHICLES_PER_SLICE = 250;
 const MAX_VEHICLES = 10_000;
 
 /** Where one part of the fleet (a slice; a vehicle in runs from before slicing) stands. */
@@ -161,7 +158,7 @@ export async function fleetSimulation(rawInput?: FleetSimulationInput): Promise<
   const state: RunState =
     input.state ??
     (sliced
-      ? { slices: planSlices(input.vehicles, input.slices, startMs), ...fresh }
+      ? { slices: planSlices(input.vehicles, input.slices).map((slice) => ({ ...slice, chunks: 0, ...startOf(startMs) })), ...fresh }
       : { vehicles: Array.from({ length: input.vehicles }, (_, vehicleIndex) => ({ vehicleIndex, ...startOf(startMs) })), ...fresh });
   const timeouts = {
     // A paced chunk takes its simulated span divided by the speedup, plus sending and catching up.
@@ -270,16 +267,4 @@ export async function fleetSimulation(rawInput?: FleetSimulationInput): Promise<
 
 function startOf(startMs: number) {
   return { nextIndex: 0, arrived: false, producedUntilMs: startMs, sent: ZERO_COUNTS };
-}
-
-/** Consecutive, near-equal ranges of vehicle indexes, at most MAX_SLICES of them. */
-function planSlices(vehicles: number, slices: number | undefined, startMs: number): SliceState[] {
-  const count = slices ?? Math.min(MAX_SLICES, Math.ceil(vehicles / VEHICLES_PER_SLICE));
-  const out: SliceState[] = [];
-  for (let index = 0, firstVehicle = 0; index < count; index++) {
-    const size = Math.floor(vehicles / count) + (index < vehicles % count ? 1 : 0);
-    out.push({ index, firstVehicle, vehicles: size, chunks: 0, ...startOf(startMs) });
-    firstVehicle += size;
-  }
-  return out;
 }
