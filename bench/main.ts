@@ -5,12 +5,14 @@ import { loadConfig } from '../config';
 import { stackDown, stackStatus, stackUp } from '../stack';
 import { benchOrchestration } from './orchestration';
 import { benchProducer } from './producer';
+import { benchScale } from './scale';
 import { benchStream } from './stream';
 
 const BENCHES: Record<string, { summary: string; run: () => Promise<unknown> }> = {
   producer: { summary: 'smartcity EventProducer vs kafka-producer-perf-test (events/s, MB/s, acks=all)', run: () => benchProducer() },
   stream: { summary: 'Spark ingest job vs a bare Kafka → Parquet copy on local[2] (events/s, freshness p50/p95)', run: () => benchStream() },
   orchestration: { summary: 'one batch run through Temporal vs the same activities called directly (ratio, history events)', run: () => benchOrchestration() },
+  scale: { summary: 'the local pipeline with a fleet at real time grown 1,000 → 10,000 vehicles: the largest it sustains, what saturates first', run: () => benchScale() },
 };
 
 async function main(names: string[]): Promise<number> {

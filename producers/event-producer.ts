@@ -324,7 +324,8 @@ export class EventProducer {
     if (this.flushing > 0 || this.batchIsFull() || waited >= this.opts.lingerMs || this.roomWaiters.length > 0) {
       clearTimeout(this.lingerTimer);
       this.lingerTimer = undefined;
-      void this.sendNextBatch();
+      // sendNextBatch handles Kafka's errors itself; anything else is a bug, said out loud.
+      this.sendNextBatch().catch((err: unknown) => this.log(`kafka: the event producer's send loop failed (a bug): ${(err as Error).stack ?? String(err)}`));
     } else {
       this.lingerTimer ??= setTimeout(() => {
         this.lingerTimer = undefined;

@@ -37,7 +37,8 @@ export interface Camera {
 export const DEFAULT_TICK_SECONDS = 5;
 export const DEFAULT_WEATHER_INTERVAL_SECONDS = 60;
 const MAX_VEHICLES = 10_000;
-const DEPARTURE_SPREAD_S = 600;
+/** Vehicles depart within this many seconds of the fleet's start: after it, all of them are on the road. */
+export const DEPARTURE_SPREAD_S = 600;
 
 // Speed limits of the UK roads on the default route: 30 mph in town, 40 mph on the radial roads,
 // 70 mph on the motorway, 50 mph through roadworks.
