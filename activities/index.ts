@@ -19,7 +19,7 @@ export interface ActivitySet {
 }
 
 export function createActivities(config: Config): ActivitySet {
-  // One producer per worker, shared by every journey chunk: batching works across vehicles.
+  // One producer per worker, shared by every chunk of every fleet: batching works across them.
   let producer: Promise<EventProducer> | undefined;
   const sharedProducer = () =>
     (producer ??= (async () => {
@@ -37,7 +37,7 @@ export function createActivities(config: Config): ActivitySet {
     // The fleet still produces into Kafka (MSK / Confluent Cloud, TLS + SASL from the config).
     const aws = awsActivities(config);
     return {
-      activities: { ...kafkaActivities(config, sharedProducer), ...aws.activities },
+      activities: { ...kafkaActivities(sharedProducer), ...aws.activities },
       close: async () => {
         await closeProducer();
         await aws.close();
@@ -46,7 +46,7 @@ export function createActivities(config: Config): ActivitySet {
   }
   const spark = sparkActivities(config);
   const activities: PipelineActivities = {
-    ...kafkaActivities(config, sharedProducer),
+    ...kafkaActivities(sharedProducer),
     ...spark.activities,
     ...catalogActivities(config),
     ...warehouseActivities(config),

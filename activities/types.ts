@@ -101,6 +101,14 @@ export interface FleetSpec {
   tickSeconds?: number;
 }
 
+/** Pacing: event time t is sent at wallAnchorMs + (t − simAnchorMs) / speedup. */
+export interface Pacing {
+  speedup: number;
+  wallAnchorMs: number;
+  simAnchorMs: number;
+}
+
+/** One vehicle's journey, chunk by chunk: what fleetSimulation ran before it produced slices. */
 export interface JourneyChunkInput {
   fleet: FleetSpec;
   vehicleIndex: number;
@@ -108,14 +116,47 @@ export interface JourneyChunkInput {
   fromIndex: number;
   /** Send events whose event time is before this (ISO UTC); the chunk ends there or at arrival. */
   untilEventTime: string;
-  /** Pacing: undefined = as fast as possible; else event time t is sent at wallAnchorMs + (t − simAnchorMs) / speedup. */
-  pacing?: { speedup: number; wallAnchorMs: number; simAnchorMs: number };
+  /** Undefined = as fast as possible. */
+  pacing?: Pacing;
 }
 
 export interface JourneyChunkResult {
+  /** Position after the last event of the chunk: where the next chunk starts. */
   nextIndex: number;
+  /** The stream has no events left (every vehicle of it arrived). */
   arrived: boolean;
+  /** Events of the chunk per source, from fromIndex to nextIndex: all acknowledged by Kafka. */
   sent: SourceCounts;
+}
+
+/** Consecutive vehicles of a fleet whose journeys one activity produces, merged by event time. */
+export interface FleetSlice {
+  index: number;
+  firstVehicle: number;
+  vehicles: number;
+}
+
+export interface FleetSliceInput {
+  fleet: FleetSpec;
+  slice: FleetSlice;
+  /** Sequence number of this call within its slice; progress reports carry it. */
+  chunk: number;
+  /** Position in the slice's merged stream of the first event to send (events before it were acknowledged). */
+  fromIndex: number;
+  /** Send events whose event time is before this (ISO UTC); the chunk ends there or when the slice has arrived. */
+  untilEventTime: string;
+  pacing?: Pacing;
+}
+
+/**
+ * What a running slice reports to its workflow every few seconds: the events of its chunk that
+ * Kafka acknowledged so far (a contiguous prefix). Reports of one chunk only grow, so a late or
+ * repeated one never counts twice.
+ */
+export interface FleetSliceProgress {
+  slice: number;
+  chunk: number;
+  acked: SourceCounts;
 }
 
 // ---- the activity set ------------------------------------------------------------------------
@@ -134,5 +175,11 @@ export interface PipelineActivities {
   /** Rows per source in raw for each window (late-data detection compares them with the load). */
   countRawWindows(input: { windows: TimeWindow[] }): Promise<SourceCounts[]>;
 
+  /** Runs started before fleets were sliced still call this; new runs produce slices. */
   produceJourneyChunk(input: JourneyChunkInput): Promise<JourneyChunkResult>;
+  /** Runs on the fleet's own task queue (<task queue>-fleet), so the fleet never takes the pipeline's slots. */
+  produceFleetSlice: (input: FleetSliceInput) => Promise<JourneyChunkResult>;
 }
+
+/** The activities that produce a fleet into Kafka: the same on every target. */
+export type FleetActivities = Pick<PipelineActivities, 'produceJourneyChunk' | 'produceFleetSlice'>;

@@ -7,6 +7,7 @@ import { stackDown, stackStatus, stackUp } from '../stack';
 import { benchBackfill } from './backfill';
 import { benchOrchestration } from './orchestration';
 import { benchProducer } from './producer';
+import { benchScale } from './scale';
 import { benchStream } from './stream';
 
 const BENCHES: Record<string, { summary: string; run: () => Promise<unknown> }> = {
@@ -14,6 +15,7 @@ const BENCHES: Record<string, { summary: string; run: () => Promise<unknown> }> 
   stream: { summary: 'Spark ingest job vs a bare Kafka → Parquet copy with the same layout, flat copy as floor, on local[2] (events/s, phases, freshness p50/p95/p99)', run: () => benchStream() },
   orchestration: { summary: 'one batch run through Temporal vs the same activities called directly (ratio, history events)', run: () => benchOrchestration() },
   backfill: { summary: 'a 6-hour backfill of 5-minute windows through the controller vs one spark-submit of curate over the range (ratio)', run: () => benchBackfill() },
+  scale: { summary: 'the local pipeline with a fleet at real time grown 1,000 → 10,000 vehicles: the largest it sustains, what saturates first', run: () => benchScale() },
 };
 
 async function main(names: string[]): Promise<number> {

@@ -95,7 +95,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     await view.step('worker (workflows + activities)', () => pipeline.workerUp(), (w) => `pid ${w.pid}, log ${w.log}`);
     checkInterrupt();
 
-    const watch = new PipelineWatch(config, pipeline.client);
+    const watch = new PipelineWatch(config, pipeline.client, pipeline.fleets);
     let watching = true;
     const refresh = (async () => {
       while (watching) {
@@ -114,7 +114,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
         'historic fleet → Kafka (an hour ago)',
         async () => {
           const fleet = await pipeline.startFleet({ vehicles: VEHICLES, seed, start: produced.from, asFastAsPossible: true, durationMinutes: DEPARTURE_SPREAD_MIN + 1 });
-          return fleet.result();
+          return pipeline.fleetResult(fleet);
         },
         (r) => `${total(r.totals)} events`,
       );
@@ -127,7 +127,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       const controller: WorkflowHandle<typeof smartCityPipeline> = await view.step('controller + streaming job started', () =>
         pipeline.startController({ ...PIPELINE, startAt: live.from }, { replace: true }),
       );
-      await view.step(
+      const liveFleet = await view.step(
         `live fleet started (${SPEEDUP}× real time)`,
         () =>
           pipeline.startFleet({
@@ -156,6 +156,8 @@ export async function demoCommand(argv: string[]): Promise<number> {
       await view.step('a live and the backfilled window loaded + checked', () =>
         until('a live window and the backfilled window to be loaded', async () => {
           checkInterrupt();
+          const fleetFailed = await pipeline.fleetFailure(liveFleet);
+          if (fleetFailed) throw fleetFailed;
           const status = watch.pipeline;
           const backfilled = loadedRecord(status, (r) => r.window.from === historic.from);
           const liveWindow = loadedRecord(status, (r) => Date.parse(r.window.from) >= liveFrom);

@@ -18,6 +18,7 @@ import { SOURCES, TOPICS } from '../schemas';
 import {
   batchRunStatusQuery,
   fleetSimulation,
+  fleetStatusQuery,
   PIPELINE_WORKFLOW_ID,
   pipelineStatusQuery,
   smartCityPipeline,
@@ -29,6 +30,7 @@ import {
 } from '../workflows';
 import { fleetSimulationWorkflowId } from '../workflows/ids';
 import { settled, stopPipeline } from './pipeline';
+import { fleetProgressLine } from './simulate';
 
 export const WORKER_PROCESS = 'worker';
 /** What cli/worker.ts prints once it polls: the worker is ready. */
@@ -122,6 +124,30 @@ export class LocalPipeline {
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       return existing;
+    }
+  }
+
+  /**
+   * Why a fleet ended badly (failed, timed out, terminated), with what Kafka had acknowledged of it:
+   * an error to stop on. Undefined while it runs or once it completed or was cancelled.
+   */
+  async fleetFailure(fleet: WorkflowHandle<typeof fleetSimulation>): Promise<Error | undefined> {
+    const { status } = await fleet.describe();
+    if (['RUNNING', 'COMPLETED', 'CANCELLED', 'CONTINUED_AS_NEW'].includes(status.name)) return undefined;
+    const reason = await fleet.result().then(
+      () => status.name.toLowerCase(),
+      (err: unknown) => rootCause(err),
+    );
+    const progress = await ask(() => fleet.query(fleetStatusQuery));
+    return new Error(`fleet ${fleet.workflowId} ${status.name.toLowerCase()}: ${reason}${progress ? `\n  until then: ${fleetProgressLine(progress)}` : ''}`);
+  }
+
+  /** The fleet's result; if it ends badly, the error says why and what was acknowledged. */
+  async fleetResult(fleet: WorkflowHandle<typeof fleetSimulation>): Promise<Awaited<ReturnType<typeof fleetSimulation>>> {
+    try {
+      return await fleet.result();
+    } catch (err) {
+      throw (await this.fleetFailure(fleet)) ?? err;
     }
   }
 
@@ -238,6 +264,18 @@ async function ask<T>(query: () => Promise<T>): Promise<T | undefined> {
 
 const clock = (iso: string) => iso.slice(11, 19);
 
+/** The innermost message of a failure chain (workflow failed ← activity failed ← what the activity threw). */
+interface Failure {
+  message?: string;
+  cause?: unknown;
+}
+
+function rootCause(err: unknown): string {
+  let current = err as Failure;
+  while (typeof current.cause === 'object' && current.cause !== null) current = current.cause;
+  return current.message ?? String(err);
+}
+
 /** What the live view shows under the stages: Kafka, the streaming job, the raw lake, the windows. */
 export class PipelineWatch {
   private raw: SourceCounts | undefined;
@@ -249,6 +287,8 @@ export class PipelineWatch {
   constructor(
     private readonly config: Config,
     private readonly client: Client,
+    /** The fleets to show (the command's own; the list may grow). */
+    private readonly fleets: readonly WorkflowHandle<typeof fleetSimulation>[] = [],
   ) {}
 
   async lines(): Promise<string[]> {
@@ -269,6 +309,10 @@ export class PipelineWatch {
       lines.push(
         `streaming  ${streaming.state}${p ? ` · micro-batch ${p.batchId} at ${clock(p.at)}: ${p.consumed} consumed, ${p.quarantined} quarantined` : ' · waiting for the first micro-batch'}${streaming.restarts ? ` · ${streaming.restarts} restart(s)` : ''}`,
       );
+    }
+    for (const fleet of this.fleets) {
+      const status = await ask(() => fleet.query(fleetStatusQuery));
+      if (status && status.parts.some((p) => !p.arrived)) lines.push(`fleet      ${fleetProgressLine(status)}`);
     }
     if (this.raw) lines.push(`raw lake   ${SOURCES.map((s) => `${s} ${this.raw![s]}`).join(' · ')}`);
     if (this.pipeline) {

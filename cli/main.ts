@@ -71,6 +71,11 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (require.main === module) {
+  // A promise nobody awaited that rejects is a bug to fix where it happens, but it must not take a
+  // long-running command (the worker, start, demo) down with everything it runs: say so, carry on.
+  process.on('unhandledRejection', (reason) => {
+    console.error('smartcity: unhandled promise rejection (a bug: please report it); carrying on:', reason);
+  });
   // `smartcity stack status | head`: the reader went away; that is the end of the output, not a crash.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);

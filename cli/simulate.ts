@@ -150,21 +150,21 @@ async function simulateThroughWorkflow(config: Config, input: FleetSimulationInp
     const onSigint = () => {
       if (cancelled) process.exit(130);
       cancelled = true;
-      console.error('\ncancelling the workflow: journeys flush what they sent… (Ctrl-C again to exit at once)');
-      void handle.cancel();
+      console.error('\ncancelling the workflow: running chunks flush what they sent… (Ctrl-C again to exit at once)');
+      handle.cancel().catch((err: unknown) => console.error(`could not cancel ${workflowId}: ${(err as Error).message}`));
     };
     process.on('SIGINT', onSigint);
     const tty = process.stderr.isTTY;
-    const line = (s: FleetStatus) => `sent ${SOURCES.map((src) => `${src} ${s.totals[src]}`).join(' · ')} | ${s.vehicles.filter((x) => x.arrived).length}/${s.vehicles.length} arrived`;
     const timer = setInterval(() => {
       handle.query(fleetStatusQuery).then(
-        (s) => (tty ? process.stderr.write(`\r\x1b[2K${line(s)}`) : console.error(line(s))),
-        () => undefined,
+        (s) => (tty ? process.stderr.write(`\r\x1b[2K${fleetProgressLine(s)}`) : console.error(fleetProgressLine(s))),
+        () => undefined, // not answering yet (no workflow task done) or closed: the next tick asks again
       );
     }, tty ? 500 : 5_000);
+    let failure: Error | undefined;
     try {
-      await handle.result().catch((err: unknown) => {
-        if (!cancelled) throw err;
+      await handle.result().catch((err: Error) => {
+        if (!cancelled) failure = err;
       });
     } finally {
       clearInterval(timer);
@@ -172,17 +172,24 @@ async function simulateThroughWorkflow(config: Config, input: FleetSimulationInp
       if (tty) process.stderr.write('\r\x1b[2K');
     }
     const status = await handle.query(fleetStatusQuery);
-    if (json) console.log(JSON.stringify({ workflowId, reason: cancelled ? 'stopped' : 'done', sent: status.totals, topicOf: TOPICS }, null, 2));
+    const reason = failure !== undefined ? 'failed' : cancelled ? 'stopped' : 'done';
+    if (json) console.log(JSON.stringify({ workflowId, reason, sent: status.totals, topicOf: TOPICS }, null, 2));
     else {
       console.log(
-        cancelled
-          ? 'cancelled: events of the completed journey chunks per topic (what the interrupted chunks had sent is in Kafka, but not counted here)'
-          : 'done: events acknowledged by Kafka per topic',
+        { done: 'done: events acknowledged by Kafka per topic', stopped: 'cancelled: events acknowledged by Kafka per topic', failed: 'failed: events acknowledged by Kafka per topic before it failed' }[reason],
       );
       for (const source of SOURCES) console.log(`  ${TOPICS[source].padEnd(15)} ${status.totals[source]}`);
     }
+    if (failure !== undefined) throw failure;
     return cancelled ? 130 : 0;
   } finally {
     await close();
   }
+}
+
+/** One line of a fleet's status: acknowledged events per source (running chunks included) and arrivals. */
+export function fleetProgressLine(s: FleetStatus): string {
+  const arrived = s.parts.reduce((n, p) => n + (p.arrived ? p.vehicles : 0), 0);
+  const until = s.parts.reduce((min, p) => (p.producedUntil < min ? p.producedUntil : min), s.parts[0]?.producedUntil ?? s.start);
+  return `acked ${SOURCES.map((src) => `${src} ${s.totals[src]}`).join(' · ')} | chunks done up to ${until.slice(0, 19)}Z | ${arrived}/${s.vehicles} arrived${s.paused ? ' | paused' : ''}`;
 }

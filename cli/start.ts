@@ -27,7 +27,7 @@ export async function startCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandLine(
     argv,
     { vehicles: { type: 'string' }, speedup: { type: 'string' } },
-    z.object({ vehicles: positiveInt.max(1000, 'must be at most 1000').default(3), speedup: positiveNumber.max(100_000).default(1) }),
+    z.object({ vehicles: positiveInt.max(10_000, 'must be at most 10000').default(3), speedup: positiveNumber.max(100_000).default(1) }),
   );
   const config = loadConfig();
   const view = new LiveView('smartcity start · Ctrl-C stops everything');
@@ -45,6 +45,7 @@ export async function startCommand(argv: string[]): Promise<number> {
   );
   let seed = Date.now() % 1_000_000;
   let report: PipelineReport | undefined;
+  let code = 0;
   try {
     await view.step('local stack: Kafka, Temporal dev server + Web UI', () => pipeline.stackUp());
     if (!stop.signal.aborted) await view.step('worker (workflows + activities)', () => pipeline.workerUp(), (w) => `pid ${w.pid}, log ${w.log}`);
@@ -54,10 +55,16 @@ export async function startCommand(argv: string[]): Promise<number> {
     if (!stop.signal.aborted) fleet = await view.step(`live fleet (${values.vehicles} vehicles, ${values.speedup}× real time)`, launch, (h) => h.workflowId);
     if (!stop.signal.aborted) view.log(`running; Temporal Web UI ${config.temporal.uiUrl}; Ctrl-C stops everything.`);
 
-    const watch = new PipelineWatch(config, pipeline.client);
+    const watch = new PipelineWatch(config, pipeline.client, pipeline.fleets);
     while (!stop.signal.aborted && fleet) {
       view.setStatus(await watch.lines().catch(() => []));
       const { status } = await fleet.describe();
+      const failure = status.name === 'RUNNING' ? undefined : await pipeline.fleetFailure(fleet);
+      if (failure) {
+        view.log(failure.message);
+        code = 1;
+        break;
+      }
       if (status.name !== 'RUNNING') {
         view.log(`${fleet.workflowId} ${status.name.toLowerCase()}; the next fleet departs`);
         fleet = await launch();
@@ -75,5 +82,5 @@ export async function startCommand(argv: string[]): Promise<number> {
     offInterrupt();
   }
   if (report) console.log(['', ...renderTerminal(report)].join('\n'));
-  return 0;
+  return code;
 }

@@ -2,12 +2,14 @@ import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { z } from 'zod';
 import { loadConfig } from '../config';
 import { buildWorkflowBundle, startWorker } from '../workers/worker';
+import { fleetTaskQueue } from '../workflows/ids';
 import { parseCommandLine } from './args';
 
 export const WORKER_USAGE = `smartcity worker [--build-bundle]
 
   Runs the smartcity worker (workflows and activities of the configured target) on the task
-  queue SMARTCITY_TASK_QUEUE (default smartcity) until Ctrl-C / SIGTERM, then shuts down
+  queue SMARTCITY_TASK_QUEUE (default smartcity), and the fleet's producer activities on
+  <task queue>-fleet with slots of their own, until Ctrl-C / SIGTERM, then shuts down
   gracefully. --build-bundle writes the prebuilt workflow bundle (dist/) and exits.`;
 
 export async function workerCommand(argv: string[]): Promise<number> {
@@ -20,7 +22,10 @@ export async function workerCommand(argv: string[]): Promise<number> {
   }
   const config = loadConfig();
   const { done } = await startWorker(config);
-  console.error(`worker polling task queue ${config.temporal.taskQueue} at ${config.temporal.address} (target ${config.target}); Ctrl-C stops it`);
+  console.error(
+    `worker polling task queue ${config.temporal.taskQueue} (workflows, pipeline activities) and ${fleetTaskQueue(config.temporal.taskQueue)} (fleet producers) ` +
+      `at ${config.temporal.address} (target ${config.target}); Ctrl-C stops it`,
+  );
   await done;
   return 0;
 }

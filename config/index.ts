@@ -59,6 +59,8 @@ export const fileSchema = z
         partitions: z.number().int().min(1),
         replicationFactor: z.number().int().min(1),
         deadLetterTopic: z.string().min(1),
+        /** Seconds a batch is retried for, from when its first event was accepted (Java's delivery.timeout.ms). */
+        deliveryTimeoutSeconds: z.number().min(1, 'must be at least 1 (seconds)').max(86_400, 'must be at most 86400 (seconds, one day)'),
       })
       .partial()
       .strict()
@@ -123,6 +125,7 @@ const ENV: Record<string, string[]> = {
   SMARTCITY_KAFKA_PARTITIONS: ['kafka', 'partitions'],
   SMARTCITY_KAFKA_REPLICATION_FACTOR: ['kafka', 'replicationFactor'],
   SMARTCITY_KAFKA_DEAD_LETTER_TOPIC: ['kafka', 'deadLetterTopic'],
+  SMARTCITY_KAFKA_DELIVERY_TIMEOUT: ['kafka', 'deliveryTimeoutSeconds'],
   SMARTCITY_TEMPORAL_PORT: ['ports', 'temporal'],
   SMARTCITY_TEMPORAL_UI_PORT: ['ports', 'temporalUi'],
   SMARTCITY_KAFKA_PORT: ['ports', 'kafka'],
@@ -145,6 +148,7 @@ const LIST_SETTINGS = new Set(['SMARTCITY_KAFKA_BROKERS']);
 const NUMBER_SETTINGS = new Set([
   'SMARTCITY_KAFKA_PARTITIONS',
   'SMARTCITY_KAFKA_REPLICATION_FACTOR',
+  'SMARTCITY_KAFKA_DELIVERY_TIMEOUT',
   'SMARTCITY_TEMPORAL_PORT',
   'SMARTCITY_TEMPORAL_UI_PORT',
   'SMARTCITY_KAFKA_PORT',
@@ -195,6 +199,8 @@ export interface Config {
     partitions: number;
     replicationFactor: number;
     deadLetterTopic: string;
+    /** How long the producer retries a batch, from when its first event was accepted, before failing it. */
+    deliveryTimeoutMs: number;
   };
 }
 
@@ -384,6 +390,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       partitions: c.kafka?.partitions ?? 3,
       replicationFactor: c.kafka?.replicationFactor ?? 1,
       deadLetterTopic: c.kafka?.deadLetterTopic ?? 'smartcity_dead_letter',
+      deliveryTimeoutMs: (c.kafka?.deliveryTimeoutSeconds ?? 120) * 1000,
     },
   };
 }

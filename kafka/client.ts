@@ -60,17 +60,38 @@ const TRANSIENT_RESPONSES = [
 // Only these fields of a kafkajs log entry are printed: none of them can carry credentials.
 const LOGGED_FIELDS = ['broker', 'topic', 'groupId', 'error', 'retryCount', 'retryTime'];
 
+// During an outage kafkajs logs the same failure on every retry of every request; a line that
+// repeats one printed less than this long ago is counted instead, and the count is printed with
+// the next one.
+const REPEAT_WINDOW_MS = 30_000;
+
+/** Where kafkajs's lines (and the event producer's own notes) go: `opts.log`, or stderr. */
+export function kafkaLogSink(opts: KafkaClientOptions = {}): (line: string) => void {
+  return opts.log ?? ((line) => process.stderr.write(`${line}\n`));
+}
+
 function createLogCreator(config: Config, sink: (line: string) => void) {
   const secret = config.kafka.sasl?.password;
   const scrub = (text: string) => (secret ? text.split(secret).join('***') : text);
+  const recent = new Map<string, { at: number; repeats: number }>();
   return () =>
     ({ namespace, level, log }: LogEntry) => {
       if (SUPPRESSED.includes(log.message)) return;
       if (namespace === 'Connection' && TRANSIENT_RESPONSES.some((t) => String(log.error ?? '').startsWith(t))) return;
+      const now = Date.now();
+      const key = `${namespace}|${log.message}|${String(log.broker ?? '')}|${String(log.error ?? '')}`;
+      const seen = recent.get(key);
+      if (seen && now - seen.at < REPEAT_WINDOW_MS) {
+        seen.repeats++;
+        return;
+      }
+      for (const [k, v] of recent) if (now - v.at >= REPEAT_WINDOW_MS && v.repeats === 0) recent.delete(k);
+      recent.set(key, { at: now, repeats: 0 });
       const extra = LOGGED_FIELDS.filter((k) => log[k] !== undefined)
         .map((k) => `${k}=${String(log[k])}`)
         .join(' ');
-      sink(scrub(`kafka ${LEVEL_NAMES[level] ?? level} [${namespace}] ${log.message}${extra ? ` (${extra})` : ''}`));
+      const repeated = seen?.repeats ? ` [${seen.repeats} more like it in the last ${Math.round((now - seen.at) / 1000)} s]` : '';
+      sink(scrub(`kafka ${LEVEL_NAMES[level] ?? level} [${namespace}] ${log.message}${extra ? ` (${extra})` : ''}${repeated}`));
     };
 }
 
@@ -104,7 +125,7 @@ export function kafkaClientConfig(config: Config, opts: KafkaClientOptions = {})
     enforceRequestTimeout: true,
     retry: { retries: o.retries, initialRetryTime: o.initialRetryMs, maxRetryTime: o.maxRetryMs, multiplier: 2, factor: 0.2 },
     logLevel: LEVELS[o.logLevel],
-    logCreator: createLogCreator(config, opts.log ?? ((line) => process.stderr.write(`${line}\n`))),
+    logCreator: createLogCreator(config, kafkaLogSink(opts)),
   };
 }
 
@@ -129,6 +150,7 @@ interface ErrorLike {
   message?: string;
   broker?: string;
   retryCount?: number;
+  retriable?: boolean;
   cause?: unknown;
   originalError?: unknown;
 }
@@ -146,24 +168,42 @@ function chain(err: unknown): ErrorLike[] {
   return out;
 }
 
+function isConnectionError(errors: ErrorLike[]): boolean {
+  // kafkajs reports a broker that accepted the connection but never answered its handshake as a
+  // plain Error with this message.
+  return errors.some((e) => (e.name !== undefined && CONNECTION_ERRORS.has(e.name)) || e.message === 'Broker not connected');
+}
+
+/**
+ * Whether trying again later can succeed: the broker is unreachable, restarting, electing a
+ * leader, or the topic is not there yet. Refusals that retrying cannot change (a message too
+ * large, an ACL, a failed SASL login) are not. kafkajs wraps the last error of its own retries in
+ * a non-retriable "retries exceeded" error, so the innermost cause decides.
+ */
+export function isRetriable(err: unknown): boolean {
+  const errors = chain(err);
+  if (isConnectionError(errors)) return true;
+  const root = errors[errors.length - 1];
+  return root?.retriable !== false && !errors.some((e) => e.name === 'KafkaJSSASLAuthenticationError');
+}
+
 /**
  * Turns a kafkajs error into one sentence a user can act on. Connection failures name the
- * brokers tried (all of `brokers` when given, else the one the error names).
+ * brokers tried (all of `brokers` when given, else the one the error names); `failingForMs` says
+ * for how long the brokers had been failing, when the caller kept retrying.
  */
-export function describeBrokerError(err: unknown, brokers: string[] = []): string {
+export function describeBrokerError(err: unknown, brokers: string[] = [], failingForMs?: number): string {
   const errors = chain(err);
   const root = errors[errors.length - 1];
   const attempts = errors.find((e) => e.name === 'KafkaJSNumberOfRetriesExceeded')?.retryCount;
-  const after = attempts === undefined ? '' : ` after ${attempts + 1} attempts`;
+  const after = failingForMs !== undefined ? ` for ${Math.round(failingForMs / 1000)} s` : attempts === undefined ? '' : ` after ${attempts + 1} attempts`;
   const at = errors.find((e) => e.broker)?.broker;
   const tried = brokers.length ? brokers.join(', ') : (at ?? 'the configured brokers');
   const detail = root?.message ?? String(err);
   if (errors.some((e) => e.name === 'KafkaJSSASLAuthenticationError')) {
     return `Kafka rejected the SASL login at ${at ?? tried}: ${detail}. Check SMARTCITY_KAFKA_SASL_MECHANISM, SMARTCITY_KAFKA_SASL_USERNAME and SMARTCITY_KAFKA_SASL_PASSWORD`;
   }
-  // kafkajs reports a broker that accepted the connection but never answered its handshake as a
-  // plain Error with this message.
-  if (errors.some((e) => (e.name !== undefined && CONNECTION_ERRORS.has(e.name)) || e.message === 'Broker not connected')) {
+  if (isConnectionError(errors)) {
     return `cannot reach Kafka at ${tried}${after}: ${detail}${at && brokers.length > 1 && !detail.includes(at) ? ` (last tried ${at})` : ''}. Is the broker running, and is SMARTCITY_KAFKA_BROKERS right?`;
   }
   return `Kafka request failed (brokers ${tried})${after}: ${detail}`;

@@ -8,10 +8,23 @@
 //  - at most one batch is in flight at a time (our dispatch loop, plus maxInFlightRequests: 1 as
 //    kafkajs requires for idempotence): kafkajs rolls the partition sequence back when a request
 //    fails, so a second concurrent batch could take the failed batch's sequence numbers and be
-//    written ahead of its retry.
+//    written ahead of its retry;
+//  - a batch that fails is retried, and nothing queued behind it is sent, until it is acknowledged
+//    or its delivery timeout passes (like the Java producer's delivery.timeout.ms): a broker
+//    restart delays a vehicle's stream but leaves no gap in it.
 import type { Kafka, Message, Producer } from 'kafkajs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config';
-import { KEY_PARTITIONER, KafkaClientError, createKafka, describeBrokerError, ensureTopics, type KafkaClientOptions } from '../kafka/client';
+import {
+  KEY_PARTITIONER,
+  KafkaClientError,
+  createKafka,
+  describeBrokerError,
+  ensureTopics,
+  isRetriable,
+  kafkaLogSink,
+  type KafkaClientOptions,
+} from '../kafka/client';
 import { TOPICS, validateEvent, type SmartCityEvent, type Source } from '../schemas';
 
 export interface EventProducerOptions {
@@ -31,8 +44,11 @@ export interface EventProducerOptions {
   bufferMaxBytes?: number;
   /** How long the leader waits for all in-sync replicas before answering (acks = all). */
   ackTimeoutMs?: number;
-  /** Retries of a batch after its first attempt, with exponential backoff, before it fails. */
-  deliveryRetries?: number;
+  /**
+   * How long a batch is retried, counted from when its first event was accepted, before it and
+   * everything queued behind it fail; config.kafka.deliveryTimeoutMs (SMARTCITY_KAFKA_DELIVERY_TIMEOUT) by default.
+   */
+  deliveryTimeoutMs?: number;
   /** Create missing topics on connect() with the configured partitions (default true). */
   ensureTopics?: boolean;
   /** Connection, timeout and logging settings of the underlying client. */
@@ -73,7 +89,10 @@ export class InvalidEventError extends Error {
   }
 }
 
-/** Events that Kafka did not acknowledge: one batch, or all failures seen by flush()/close(). */
+/**
+ * Events that Kafka did not acknowledge within the delivery timeout (or refused for good): a batch
+ * and what was queued behind it, or all failures seen by flush()/close().
+ */
 export class DeliveryError extends Error {
   override name = 'DeliveryError';
   constructor(
@@ -136,15 +155,25 @@ const DEFAULTS = {
   bufferMaxEvents: 20_000,
   bufferMaxBytes: 16 * 1024 * 1024,
   ackTimeoutMs: 30_000,
-  deliveryRetries: 5,
 };
+
+/** kafkajs's own retries within one attempt of a batch (a leader moving, a dropped connection). */
+const ATTEMPT_RETRIES = 2;
+/** Backoff between attempts of a failed batch: doubling from the first, capped at the second. */
+const BACKOFF_FIRST_MS = 250;
+const BACKOFF_MAX_MS = 5_000;
+/** While a batch keeps failing, one line says so this often (kafkajs's own lines are throttled). */
+const OUTAGE_REPORT_EVERY_MS = 30_000;
 
 /**
  * Usage: `await connect()`, then `await send(event)` for each event, then `await close()`.
  *
- * A batch that still fails after its retries rejects the receipts of exactly its events, is
- * counted in stats().failed, and makes the next flush()/close() reject. Later batches are still
- * sent, so a vehicle's stream then has a gap: whoever resends must resend from the first failed
+ * A batch that fails is retried with backoff until its delivery timeout; meanwhile later events
+ * wait in the buffer (and send() waits for room once it is full). Past the timeout, or at once for
+ * an error retrying cannot fix, the batch and everything accepted behind it fail: their receipts
+ * reject with one DeliveryError, send() calls waiting for room reject with it, stats().failed
+ * counts them and a flush()/close() waiting meanwhile rejects. Receipts therefore settle in send() order.
+ * Events sent after that go out again normally: whoever resends must resend from the first failed
  * event (eventIds are stable, so the lake deduplicates what was already written).
  */
 export class EventProducer {
@@ -165,12 +194,19 @@ export class EventProducer {
   private closing: Promise<ProducerStats> | undefined;
   private flushing = 0;
   /** send() calls waiting for room, served strictly in call order so order is kept. */
-  private readonly roomWaiters: { pending: Pending; admitted: () => void }[] = [];
+  private readonly roomWaiters: { pending: Pending; admitted: () => void; refused: (err: DeliveryError) => void }[] = [];
   private idleWaiters: (() => void)[] = [];
 
   private readonly perTopic = new Map<string, TopicStats>();
   private failed = 0;
   private lastFailure: DeliveryError | undefined;
+  /** When the current run of failed attempts began; undefined while Kafka answers. */
+  private failingSince: number | undefined;
+  private outageReportedAt = 0;
+  /** Events failed since failingSince: a recovery after none lost nothing. */
+  private failedInOutage = 0;
+  private readonly deliveryTimeoutMs: number;
+  private readonly log: (line: string) => void;
 
   constructor(
     private readonly config: Config,
@@ -180,6 +216,8 @@ export class EventProducer {
     if (this.opts.batchMaxBytes > this.opts.bufferMaxBytes || this.opts.batchMaxEvents > this.opts.bufferMaxEvents) {
       throw new RangeError('EventProducer: a batch must fit in the buffer (batchMax* ≤ bufferMax*)');
     }
+    this.deliveryTimeoutMs = options.deliveryTimeoutMs ?? config.kafka.deliveryTimeoutMs;
+    this.log = kafkaLogSink(options.client);
     this.topics = { ...TOPICS, ...options.topics };
     for (const topic of new Set(Object.values(this.topics))) this.perTopic.set(topic, { acked: 0, ackedBytes: 0, failed: 0 });
     this.kafka = createKafka(config, options.client);
@@ -193,7 +231,7 @@ export class EventProducer {
       createPartitioner: KEY_PARTITIONER,
       // A missing topic must be an error, not a broker-default topic with the wrong partitions.
       allowAutoTopicCreation: false,
-      retry: { retries: this.opts.deliveryRetries },
+      retry: { retries: ATTEMPT_RETRIES },
     });
   }
 
@@ -247,7 +285,7 @@ export class EventProducer {
       this.accept(pending);
       this.schedule();
     } else {
-      const admitted = new Promise<void>((resolve) => this.roomWaiters.push({ pending, admitted: resolve }));
+      const admitted = new Promise<void>((resolve, reject) => this.roomWaiters.push({ pending, admitted: resolve, refused: reject }));
       this.schedule();
       await admitted;
     }
@@ -286,7 +324,8 @@ export class EventProducer {
     if (this.flushing > 0 || this.batchIsFull() || waited >= this.opts.lingerMs || this.roomWaiters.length > 0) {
       clearTimeout(this.lingerTimer);
       this.lingerTimer = undefined;
-      void this.sendNextBatch();
+      // sendNextBatch handles Kafka's errors itself; anything else is a bug, said out loud.
+      this.sendNextBatch().catch((err: unknown) => this.log(`kafka: the event producer's send loop failed (a bug): ${(err as Error).stack ?? String(err)}`));
     } else {
       this.lingerTimer ??= setTimeout(() => {
         this.lingerTimer = undefined;
@@ -319,42 +358,30 @@ export class EventProducer {
       if (messages) messages.push(p.message);
       else byTopic.set(p.topic, [p.message]);
     }
-    try {
-      if (this.resetBeforeNextBatch) {
-        await this.producer.disconnect().catch(() => undefined);
-        this.producer = this.newProducer();
-        await this.connectProducer();
-        this.resetBeforeNextBatch = false;
+    const deadline = batch[0]!.bufferedAt + this.deliveryTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.attempt(byTopic);
+        this.delivered(batch);
+        break;
+      } catch (err) {
+        // After a failed attempt kafkajs rewinds its sequence numbers although the broker may have
+        // written the batch; reusing them could make the broker drop the next batch as a duplicate.
+        this.resetBeforeNextBatch = true;
+        const now = Date.now();
+        this.failingSince ??= now;
+        const backoff = Math.min(BACKOFF_FIRST_MS * 2 ** attempt, BACKOFF_MAX_MS);
+        if (!isRetriable(err) || now + backoff >= deadline) {
+          this.giveUp(batch, [...byTopic.keys()], err, now - this.failingSince);
+          break;
+        }
+        this.reportOutage(err, now);
+        await sleep(backoff);
       }
-      await this.producer.sendBatch({
-        acks: -1,
-        timeout: this.opts.ackTimeoutMs,
-        topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
-      });
-      for (const p of batch) {
-        const stats = this.perTopic.get(p.topic)!;
-        stats.acked++;
-        stats.ackedBytes += p.bytes;
-        p.delivery.settle(true);
-      }
-    } catch (err) {
-      // After a failed attempt kafkajs rewinds its sequence numbers although the broker may have
-      // written the batch; reusing them could make the broker drop the next batch as a duplicate.
-      this.resetBeforeNextBatch = true;
-      const topics = [...byTopic.keys()].join(', ');
-      const reason = err instanceof KafkaClientError ? err.message : describeBrokerError(err, this.config.kafka.brokers);
-      const error = new DeliveryError(`${batch.length} event(s) for ${topics} were not acknowledged by Kafka: ${reason}`, batch.length, { cause: err });
-      this.failed += batch.length;
-      this.lastFailure = error;
-      for (const p of batch) {
-        this.perTopic.get(p.topic)!.failed++;
-        p.delivery.settle(error);
-      }
-    } finally {
-      this.inFlight = [];
-      this.inFlightBytes = 0;
-      this.sending = false;
     }
+    this.inFlight = [];
+    this.inFlightBytes = 0;
+    this.sending = false;
     this.admitWaiters();
     this.schedule();
     if (!this.sending && this.buffer.length === 0 && this.roomWaiters.length === 0) {
@@ -362,6 +389,70 @@ export class EventProducer {
       this.idleWaiters = [];
       for (const wake of idle) wake();
     }
+  }
+
+  /** One attempt at a batch, on a fresh producer id after a failure. Throws what kafkajs threw. */
+  private async attempt(byTopic: Map<string, Message[]>): Promise<void> {
+    if (this.resetBeforeNextBatch) {
+      await this.producer.disconnect().catch(() => undefined);
+      this.producer = this.newProducer();
+      await this.connectProducer();
+      this.resetBeforeNextBatch = false;
+    }
+    await this.producer.sendBatch({
+      acks: -1,
+      timeout: this.opts.ackTimeoutMs,
+      topicMessages: [...byTopic].map(([topic, messages]) => ({ topic, messages })),
+    });
+  }
+
+  private delivered(batch: Pending[]): void {
+    if (this.failingSince !== undefined) {
+      const lost = this.failedInOutage ? `; ${this.failedInOutage} event(s) failed meanwhile` : ', in order, nothing skipped';
+      this.log(`kafka: delivering again after ${seconds(Date.now() - this.failingSince)} of failed attempts${lost}`);
+      this.failingSince = undefined;
+      this.outageReportedAt = 0;
+      this.failedInOutage = 0;
+    }
+    for (const p of batch) {
+      const stats = this.perTopic.get(p.topic)!;
+      stats.acked++;
+      stats.ackedBytes += p.bytes;
+      p.delivery.settle(true);
+    }
+  }
+
+  /** One line when a batch starts failing and one every OUTAGE_REPORT_EVERY_MS after, not one per attempt. */
+  private reportOutage(err: unknown, now: number): void {
+    if (now - this.outageReportedAt < OUTAGE_REPORT_EVERY_MS) return;
+    this.outageReportedAt = now;
+    const waiting = this.inFlight.length + this.buffer.length;
+    this.log(
+      `kafka: holding ${waiting} event(s) in order, retrying each batch for up to ${seconds(this.deliveryTimeoutMs)} (SMARTCITY_KAFKA_DELIVERY_TIMEOUT): ` +
+        describeBrokerError(err, this.config.kafka.brokers, now - this.failingSince!),
+    );
+  }
+
+  /** Fails the batch, everything accepted behind it and every send() waiting for room, in that order. */
+  private giveUp(batch: Pending[], topics: string[], err: unknown, failingForMs: number): void {
+    const reason = describeBrokerError(err, this.config.kafka.brokers, failingForMs);
+    const queued = this.buffer.splice(0);
+    this.bufferBytes = 0;
+    const failed = [...batch, ...queued];
+    const timedOut = isRetriable(err) ? `, past the delivery timeout of ${seconds(this.deliveryTimeoutMs)} (SMARTCITY_KAFKA_DELIVERY_TIMEOUT)` : '';
+    const error = new DeliveryError(
+      `${failed.length} event(s) for ${[...new Set([...topics, ...queued.map((p) => p.topic)])].join(', ')} were not acknowledged by Kafka${timedOut}: ${reason}`,
+      failed.length,
+      { cause: err },
+    );
+    this.failed += failed.length;
+    this.failedInOutage += failed.length;
+    this.lastFailure = error;
+    for (const p of failed) {
+      this.perTopic.get(p.topic)!.failed++;
+      p.delivery.settle(error);
+    }
+    for (const waiter of this.roomWaiters.splice(0)) waiter.refused(error);
   }
 
   /**
@@ -427,4 +518,8 @@ export class EventProducer {
       pendingBytes: this.bufferBytes + this.inFlightBytes,
     };
   }
+}
+
+function seconds(ms: number): string {
+  return `${Math.round(ms / 1000)} s`;
 }

@@ -37,7 +37,8 @@ export interface Camera {
 export const DEFAULT_TICK_SECONDS = 5;
 export const DEFAULT_WEATHER_INTERVAL_SECONDS = 60;
 const MAX_VEHICLES = 10_000;
-const DEPARTURE_SPREAD_S = 600;
+/** Vehicles depart within this many seconds of the fleet's start: after it, all of them are on the road. */
+export const DEPARTURE_SPREAD_S = 600;
 
 // Speed limits of the UK roads on the default route: 30 mph in town, 40 mph on the radial roads,
 // 70 mph on the motorway, 50 mph through roadworks.
@@ -653,8 +654,20 @@ function before(a: Head, b: Head): boolean {
  * index, and each vehicle's own order is kept. Options are checked before the first event.
  */
 export function fleetEvents(opts: FleetOptions): Generator<SmartCityEvent> {
+  return sliceEvents(opts, 0, opts.vehicles);
+}
+
+/**
+ * The journeys of vehicles `first` … `first + count - 1` merged as fleetEvents merges the whole
+ * fleet: a slice's events are exactly the fleet's events of those vehicles, in the same order,
+ * with the same ids. A slice of one vehicle is its journey.
+ */
+export function sliceEvents(opts: FleetOptions, first: number, count: number): Generator<SmartCityEvent> {
   const plan = resolvePlan(opts);
-  return merge(Array.from({ length: plan.vehicles }, (_, i) => simulate(plan, i)));
+  if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 1 || first + count > plan.vehicles) {
+    throw new Error(`a slice must be 1 to ${plan.vehicles} consecutive vehicles of the fleet, got ${String(count)} from index ${String(first)}`);
+  }
+  return merge(Array.from({ length: count }, (_, i) => simulate(plan, first + i)));
 }
 
 function* merge(journeys: Generator<SmartCityEvent>[]): Generator<SmartCityEvent> {

@@ -1,11 +1,13 @@
 // Runs a fleet simulation into Kafka: paced in real time (optionally sped up) or as fast as
 // possible, until every vehicle has arrived, a simulated duration has passed, or it is stopped.
 // Whatever happens, the producer is closed, which flushes: every event handed to Kafka is either
-// acknowledged (and counted) or reported as failed.
+// acknowledged (and counted) or reported as failed. The producer rides out a broker outage up to
+// its delivery timeout; past it the run stops at the first failed event instead of sending on
+// with a gap.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Config } from '../config';
 import { SOURCES, TOPICS, type Source } from '../schemas';
-import { EventProducer, type EventProducerOptions, type ProducerStats } from './event-producer';
+import { DeliveryError, EventProducer, type EventProducerOptions, type ProducerStats } from './event-producer';
 import { fleetEvents, type FleetOptions } from './fleet';
 
 export interface SimulationOptions extends FleetOptions {
@@ -49,6 +51,7 @@ export async function runSimulation(
   let deliveryError: unknown;
   try {
     for (const event of events) {
+      if (deliveryError !== undefined) break;
       if (hooks.signal?.aborted) {
         reason = 'stopped';
         break;
@@ -68,7 +71,15 @@ export async function runSimulation(
           }
         }
       }
-      const receipt = await producer.send(event);
+      let receipt;
+      try {
+        receipt = await producer.send(event);
+      } catch (err) {
+        // send() refuses events that were waiting for room when the delivery timeout passed.
+        if (!(err instanceof DeliveryError)) throw err;
+        deliveryError ??= err;
+        break;
+      }
       // A failed batch is counted in stats and reported by close(); one rejection is kept for the error.
       receipt.acked.catch((err: unknown) => (deliveryError ??= err));
       sent[event.source]++;
@@ -83,7 +94,7 @@ export async function runSimulation(
   }
   const result: SimulationResult = { ...progress(), reason };
   if (deliveryError !== undefined) {
-    throw Object.assign(new Error(`${result.stats.failed} event(s) were not acknowledged by Kafka: ${(deliveryError as Error).message}`), {
+    throw Object.assign(new Error(`the run stopped at the first event Kafka did not acknowledge: ${(deliveryError as Error).message}`), {
       result,
       cause: deliveryError,
     });

@@ -1,5 +1,7 @@
-// The smartcity worker: one task queue for workflows and activities, activities bound to the
-// configured target at start-up. Production starts load the prebuilt workflow bundle
+// The smartcity worker: workflows and the pipeline's activities on the task queue, and the fleet's
+// producer activities on a queue of their own (<task queue>-fleet) with a separate slot budget, so
+// however much a fleet produces, the pipeline's activities start at once. Activities are bound to
+// the configured target at start-up. Production starts load the prebuilt workflow bundle
 // (`npm run build:workflows`); without it the worker bundles workflows/ itself.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -7,6 +9,7 @@ import { bundleWorkflowCode, Worker, type WorkerOptions } from '@temporalio/work
 import { PROJECT_ROOT, type Config } from '../config';
 import { createActivities } from '../activities';
 import { connectWorker } from '../temporal/connection';
+import { fleetTaskQueue } from '../workflows/ids';
 
 export const WORKFLOWS_PATH = join(PROJECT_ROOT, 'workflows', 'index.ts');
 export const WORKFLOW_BUNDLE_PATH = join(PROJECT_ROOT, 'dist', 'workflow-bundle.js');
@@ -24,34 +27,52 @@ function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath
 }
 
 export interface RunningWorker {
+  /** Workflows and the pipeline's activities, on config.temporal.taskQueue. */
   worker: Worker;
-  /** Resolves when the worker has shut down and its resources are released. */
+  /** The fleet's producer activities, on fleetTaskQueue(config.temporal.taskQueue). */
+  fleetWorker: Worker;
+  /** Resolves when both have shut down (one stopping stops the other) and resources are released. */
   done: Promise<void>;
 }
 
 /**
+ * Slots on the fleet's queue: a fleet run holds at most MAX_SLICES (8) of them, so this runs a few
+ * fleets at once. What bounds a fleet is CPU and Kafka, not slots: a slice is mostly waiting.
+ */
+const FLEET_SLOTS = 32;
+
+/**
  * Connects and starts polling. SIGINT/SIGTERM (installed by the SDK's runtime) begin a graceful
  * shutdown: no new tasks, running activities are cancelled and given `shutdownGraceTime` to
- * flush, then the Kafka producer and other resources are closed.
+ * flush, then the Kafka producer and other resources are closed. `overrides` apply to the
+ * pipeline's worker (tests put stub activities there).
  */
 export async function startWorker(config: Config, overrides: Partial<WorkerOptions> = {}): Promise<RunningWorker> {
   const connection = await connectWorker(config);
   const activitySet = createActivities(config);
+  const { produceFleetSlice, ...pipelineActivities } = activitySet.activities;
+  const common = { connection, namespace: config.temporal.namespace, shutdownGraceTime: '30s' } as const;
   const worker = await Worker.create({
-    connection,
-    namespace: config.temporal.namespace,
+    ...common,
     taskQueue: config.temporal.taskQueue,
     ...workflowSource(),
-    activities: activitySet.activities,
-    // Journeys of a fleet run concurrently and mostly wait (pacing, Kafka acks); Spark jobs and
-    // DuckDB loads are few. Bounded so a big fleet cannot starve batch runs of slots.
+    activities: pipelineActivities,
+    // Spark jobs, DuckDB loads and the streaming job's watch; fleets have their own slots below.
     maxConcurrentActivityTaskExecutions: 64,
-    shutdownGraceTime: '30s',
     ...overrides,
   });
-  const done = worker.run().finally(async () => {
+  const fleetWorker = await Worker.create({
+    ...common,
+    taskQueue: fleetTaskQueue(config.temporal.taskQueue),
+    activities: { produceFleetSlice },
+    maxConcurrentActivityTaskExecutions: FLEET_SLOTS,
+  });
+  const stop = (w: Worker) => {
+    if (w.getState() === 'RUNNING') w.shutdown();
+  };
+  const done = Promise.all([worker.run().finally(() => stop(fleetWorker)), fleetWorker.run().finally(() => stop(worker))]).finally(async () => {
     await activitySet.close();
     await connection.close();
   });
-  return { worker, done };
+  return { worker, fleetWorker, done: done.then(() => undefined) };
 }

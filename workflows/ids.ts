@@ -1,4 +1,4 @@
-// Workflow ids: fixed ones for the singletons, builders for the runs that repeat.
+// Workflow ids (fixed ones for the singletons, builders for the runs that repeat) and task queue names.
 import type { TimeWindow } from '../activities/types';
 
 export const PIPELINE_WORKFLOW_ID = 'smartcity-pipeline';
@@ -17,4 +17,12 @@ export function backfillChunkWorkflowId(range: TimeWindow, firstAttempt: number)
 /** A fleet run is named by its seed and departure, which together fix its event ids. */
 export function fleetSimulationWorkflowId(seed: number, start: string): string {
   return `smartcity-fleet-${seed}-${start}`;
+}
+
+/**
+ * The task queue of a fleet's producer activities, next to the pipeline's own: a worker polls both
+ * with separate slot budgets, so a fleet of any size never delays the pipeline's activities.
+ */
+export function fleetTaskQueue(taskQueue: string): string {
+  return `${taskQueue}-fleet`;
 }

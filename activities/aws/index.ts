@@ -2,7 +2,7 @@
 // Redshift (Data API) for the warehouse, Athena for the lake queries, both for the quality checks.
 // One set of SDK clients, shared by every activity of the worker.
 import type { Config } from '../../config';
-import type { PipelineActivities } from '../types';
+import type { FleetActivities, PipelineActivities } from '../types';
 import { athenaActivities } from './athena';
 import { createAwsClients, type AwsClients, type AwsDeps } from './clients';
 import { emrActivities } from './emr';
@@ -16,7 +16,7 @@ const POLL_INTERVAL_MS = 10_000;
 export function awsActivities(
   config: Config,
   opts: { pollIntervalMs?: number; clients?: AwsClients } = {},
-): { activities: Omit<PipelineActivities, 'produceJourneyChunk'>; close(): Promise<void> } {
+): { activities: Omit<PipelineActivities, keyof FleetActivities>; close(): Promise<void> } {
   const aws = config.aws;
   if (!aws) throw new Error('awsActivities needs the aws settings: set SMARTCITY_TARGET=aws and its SMARTCITY_* settings');
   const clients = opts.clients ?? createAwsClients(aws);

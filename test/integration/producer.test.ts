@@ -190,28 +190,57 @@ describe('EventProducer against a real broker', () => {
     }
   });
 
-  test('a failed batch rejects exactly its events; later batches still go through', async () => {
+  test('a failing batch is retried until the delivery timeout, holding back what is queued behind it; then both fail and later events go through', async () => {
     const topics = { ...topicsFor('failure'), emergency: `it_${run}_failure_missing` };
     await ensureTopics(config, [topics.vehicle], client);
-    const producer = new EventProducer(config, { topics, client: fastFail, ensureTopics: false, deliveryRetries: 1 });
+    // One event per batch, so the event behind the failing one is a batch of its own.
+    const producer = new EventProducer(config, { topics, client: fastFail, ensureTopics: false, batchMaxEvents: 1, deliveryTimeoutMs: 3_000 });
     await producer.connect();
 
     const first = await producer.send(makeEvent('vehicle', 'vehicle-001', 0));
     await producer.flush();
     await first.acked;
 
+    const started = Date.now();
     const lost = await producer.send(makeEvent('emergency', 'vehicle-001', 0));
-    await assert.rejects(producer.flush(), (err: Error) => err instanceof DeliveryError && /1 event/.test(err.message));
-    await assert.rejects(lost.acked, (err: Error) => err instanceof DeliveryError && err.message.includes(topics.emergency));
+    const behind = await producer.send(makeEvent('vehicle', 'vehicle-001', 1));
+    await assert.rejects(producer.flush(), (err: Error) => err instanceof DeliveryError && /^2 event\(s\)/.test(err.message));
+    assert.ok(Date.now() - started >= 2_900, `gave up after ${Date.now() - started} ms, before the delivery timeout`);
+    for (const receipt of [lost, behind]) {
+      await assert.rejects(receipt.acked, (err: Error) => {
+        assert.ok(err instanceof DeliveryError);
+        assert.match(err.message, new RegExp(`2 event\\(s\\) for ${topics.emergency}, ${topics.vehicle} were not acknowledged by Kafka, past the delivery timeout of 3 s`));
+        assert.match(err.message, /for \d+ s/);
+        return true;
+      });
+    }
+    assert.equal(await topicOffsets(config, topics.vehicle, client), 1, 'the event queued behind the failing batch was never sent');
 
-    const later = await producer.send(makeEvent('vehicle', 'vehicle-001', 1));
+    const later = await producer.send(makeEvent('vehicle', 'vehicle-001', 2));
     await producer.flush();
     await later.acked;
 
     const stats = await producer.close();
-    assert.deepEqual(stats.topics[topics.vehicle], { acked: 2, ackedBytes: stats.topics[topics.vehicle]!.ackedBytes, failed: 0 });
+    assert.deepEqual(stats.topics[topics.vehicle], { acked: 2, ackedBytes: stats.topics[topics.vehicle]!.ackedBytes, failed: 1 });
     assert.equal(stats.topics[topics.emergency]!.failed, 1);
-    assert.equal(stats.failed, 1);
+    assert.equal(stats.failed, 2);
+  });
+
+  test('a refusal that retrying cannot fix fails at once, not at the delivery timeout', async () => {
+    const topics = topicsFor('refused');
+    const admin = createKafka(config, client).admin();
+    await admin.connect();
+    try {
+      // Smaller than any event: the broker answers MESSAGE_TOO_LARGE, which no retry changes.
+      await admin.createTopics({ topics: [{ topic: topics.gps, numPartitions: 1, configEntries: [{ name: 'max.message.bytes', value: '200' }] }], waitForLeaders: true });
+    } finally {
+      await admin.disconnect();
+    }
+    const producer = new EventProducer(config, { topics, client: quiet, deliveryTimeoutMs: 600_000 });
+    await producer.connect();
+    const receipt = await producer.send(makeEvent('gps', 'vehicle-001', 0));
+    await assert.rejects(receipt.acked, (err: Error) => err instanceof DeliveryError && !/delivery timeout/.test(err.message) && /too large|MESSAGE_TOO_LARGE|larger/i.test(err.message));
+    assert.equal((await producer.close()).failed, 1);
   });
 
   test('an invalid event is refused with its id and problems, and nothing is sent', async () => {
@@ -290,6 +319,27 @@ describe('client options', () => {
     assert.ok(options.connectionTimeout! <= 5000);
     assert.ok(options.requestTimeout! <= 30_000);
     assert.ok(options.retry!.retries! < 10);
+  });
+
+  test('a kafkajs line repeating within 30 s is counted, then printed once with the count', (t) => {
+    t.mock.timers.enable({ apis: ['Date'], now: 0 });
+    const lines: string[] = [];
+    const log = kafkaClientConfig(loadConfig({}), { log: (l) => lines.push(l) }).logCreator!(logLevel.WARN);
+    const refused = (retryCount: number): LogEntry => ({
+      namespace: 'Connection',
+      level: logLevel.ERROR,
+      label: 'ERROR',
+      log: { timestamp: '', message: 'Connection error: connect ECONNREFUSED', broker: '127.0.0.1:9092', retryCount },
+    });
+    for (let i = 0; i < 20; i++) {
+      log(refused(i));
+      t.mock.timers.tick(1_000);
+    }
+    assert.equal(lines.length, 1, lines.join('\n'));
+    t.mock.timers.tick(15_000);
+    log(refused(20));
+    assert.equal(lines.length, 2);
+    assert.match(lines[1]!, /\[19 more like it in the last 35 s\]$/);
   });
 
   test('the password never reaches the log or an error message', () => {

@@ -2,10 +2,9 @@
 // acknowledged is exactly what a consumer reads back, valid, ordered per vehicle.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
-import { loadConfig, PROJECT_ROOT } from '../../config';
+import { loadConfig } from '../../config';
 import { SOURCES, TOPICS, validateEvent, type Source } from '../../schemas';
+import { Child } from '../helpers/child';
 import { runCli } from '../helpers/cli';
 import { consumeSince, snapshotOffsets, type Consumed } from '../helpers/kafka';
 
@@ -80,24 +79,37 @@ describe('smartcity simulate', () => {
 
   test('Ctrl-C flushes what was sent and reports totals; nothing acknowledged is lost', async () => {
     const before = await snapshotOffsets(config, topics);
-    const child = spawn(join(PROJECT_ROOT, 'bin', 'smartcity'), ['simulate', '--vehicles', '4', '--speedup', '200', '--json'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    // Let it connect and send for a while, then interrupt as a user would.
-    await new Promise((resolve) => setTimeout(resolve, 6_000));
-    child.kill('SIGINT');
-    assert.equal(await exited, 130, stderr);
-    assert.match(stderr, /stopping: flushing/);
-    const totals = JSON.parse(stdout) as Totals;
+    const child = new Child(['simulate', '--vehicles', '4', '--speedup', '200', '--json']);
+    // Interrupt as a user would, once it has sent and had acknowledgements for a while.
+    await child.waitFor(/acked [1-9]/, 'acknowledgements');
+    child.process.kill('SIGINT');
+    assert.equal(await child.exited, 130, child.stderr);
+    assert.match(child.stderr, /stopping: flushing/);
+    const totals = JSON.parse(child.stdout) as Totals;
     assert.equal(totals.reason, 'stopped');
     const records = await consumeSince(config, before);
     assert.ok(ackedTotal(totals) > 0, 'it had sent something before the interrupt');
     assert.equal(records.length, ackedTotal(totals));
+  });
+
+  test('with a worker polling, it runs as a fleetSimulation workflow and prints the totals of the same events', { timeout: 10 * 60_000 }, async () => {
+    // A task queue of its own, so the other simulate runs here keep producing directly.
+    const env = { SMARTCITY_TASK_QUEUE: `simulate-${seed}` };
+    const worker = new Child(['worker'], env);
+    try {
+      await worker.waitFor(/worker polling task queue/, 'the worker to poll', 180_000);
+      const before = await snapshotOffsets(config, topics);
+      const cli = new Child(['simulate', ...history, '--json'], env);
+      assert.equal(await cli.exited, 0, cli.stderr);
+      assert.match(cli.stderr, /running as workflow smartcity-fleet-/);
+      const totals = JSON.parse(cli.stdout) as { reason: string; sent: Record<Source, number> };
+      assert.equal(totals.reason, 'done');
+      assert.deepEqual(totals.sent, first.totals.sent, 'the same events as the direct run of the same seed and start');
+      const ids = (records: Consumed[]) => records.map((r) => r.event.eventId).sort();
+      assert.deepEqual(ids(await consumeSince(config, before)), ids(first.records));
+    } finally {
+      await worker.stop();
+    }
   });
 
   test('an unreachable broker is a clear error within a bounded time, not a hang', () => {

@@ -1,10 +1,11 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateEvent, type EventOf, type SmartCityEvent, type Source } from '../../schemas';
-import { fleetEvents, journeyEvents, placeCameras, vehicleIds, type FleetOptions } from '../../producers/fleet';
+import { fleetEvents, journeyEvents, placeCameras, sliceEvents, vehicleIds, type FleetOptions } from '../../producers/fleet';
 import { EVENT_NAMESPACE, INCIDENT_NAMESPACE, eventId, incidentId, uuidV5 } from '../../producers/ids';
 import { Rng } from '../../producers/rng';
 import { DEFAULT_ROUTE, Route, bearingDeg, compassPoint, distanceM } from '../../producers/route';
+import { planSlices } from '../../workflows/slices';
 
 // A Tuesday morning: rush hour out of London.
 const OPTS: FleetOptions = { vehicles: 4, seed: 2024, start: new Date('2024-05-14T07:30:00Z') };
@@ -144,6 +145,36 @@ describe('fleet events', () => {
     assert.equal(fleet.length, journeys.reduce((n, j) => n + j.length, 0));
     for (let i = 1; i < fleet.length; i++) assert.ok(at(fleet[i - 1]!) <= at(fleet[i]!), `event ${i} goes back in time`);
     vehicleIds(OPTS).forEach((id, i) => assert.deepEqual(fleet.filter((e) => e.vehicleId === id), journeys[i]));
+  });
+
+  test("a slice is exactly its vehicles' events of the fleet, in the fleet's order: slicing changes no event and no id", () => {
+    for (const slices of [1, 2, 3, 4]) {
+      const plan = planSlices(OPTS.vehicles, slices);
+      assert.equal(plan.reduce((n, s) => n + s.vehicles, 0), OPTS.vehicles);
+      for (const slice of plan) {
+        const mine = new Set(vehicleIds(OPTS).slice(slice.firstVehicle, slice.firstVehicle + slice.vehicles));
+        assert.deepEqual([...sliceEvents(OPTS, slice.firstVehicle, slice.vehicles)], fleet.filter((e) => mine.has(e.vehicleId)), JSON.stringify(slice));
+      }
+    }
+    assert.deepEqual([...sliceEvents(OPTS, 2, 1)], journeys[2]);
+    assert.throws(() => sliceEvents(OPTS, 3, 2), /a slice must be 1 to 4 consecutive vehicles of the fleet, got 2 from index 3/);
+  });
+
+  test('the slice plan covers any fleet in at most 8 near-equal slices, one per 250 vehicles by default', () => {
+    assert.deepEqual(planSlices(3), [{ index: 0, firstVehicle: 0, vehicles: 3 }]);
+    assert.deepEqual(
+      planSlices(1_000).map((s) => s.vehicles),
+      [250, 250, 250, 250],
+    );
+    assert.deepEqual(
+      planSlices(9_999).map((s) => s.vehicles),
+      [1250, 1250, 1250, 1250, 1250, 1250, 1250, 1249],
+    );
+    assert.deepEqual(planSlices(5, 3), [
+      { index: 0, firstVehicle: 0, vehicles: 2 },
+      { index: 1, firstVehicle: 2, vehicles: 2 },
+      { index: 2, firstVehicle: 4, vehicles: 1 },
+    ]);
   });
 
   test('the same options give the same events with the same ids', () => {

@@ -1,16 +1,19 @@
-// fleetSimulation on the time-skipping server with stub activities.
+// fleetSimulation on the time-skipping server with stub activities: the pipeline's worker on the
+// test's task queue and a second worker on its fleet queue, as workers/worker.ts runs them.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { JourneyChunkInput } from '../../activities/types';
+import { Worker } from '@temporalio/worker';
+import type { FleetSliceInput, JourneyChunkInput } from '../../activities/types';
 import { loadConfig } from '../../config';
 import { createTimeSkippingEnv } from '../helpers/temporal';
-import { fleetPauseSignal, fleetResumeSignal, fleetSimulation, fleetStatusQuery } from '../../workflows';
-import { MINUTE, Stubs, TIMEOUT, counts, recordHistory, waitUntil, withWorker, workflowBundle } from './stubs';
+import { fleetPauseSignal, fleetProgressSignal, fleetResumeSignal, fleetSimulation, fleetStatusQuery, MAX_SLICES } from '../../workflows';
+import { fleetTaskQueue } from '../../workflows/ids';
+import { MINUTE, Stubs, TIMEOUT, counts, recordHistory, waitUntil, withWorker, workflowBundle, type Track } from './stubs';
 
 const start = '2024-05-01T08:00:00.000Z';
-const chunks = (stubs: Stubs) => stubs.callsOf('produceJourneyChunk').map((c) => c.input as JourneyChunkInput);
+const slices = (stubs: Stubs) => stubs.callsOf('produceFleetSlice').map((c) => c.input as FleetSliceInput);
 
 describe('fleetSimulation', () => {
   let env: TestWorkflowEnvironment;
@@ -19,41 +22,60 @@ describe('fleetSimulation', () => {
   });
   after(() => env?.teardown());
 
-  test('runs every vehicle to arrival; pause holds them at a chunk boundary and shifts the pacing anchor', TIMEOUT, async () => {
+  /** withWorker, plus a worker serving the stubs on the fleet's own task queue. */
+  function withFleetWorker<T>(stubs: Stubs, fn: (taskQueue: string, track: Track) => Promise<T>): Promise<T> {
+    return withWorker(env, stubs, async (taskQueue, track) => {
+      const fleetWorker = await Worker.create({
+        connection: env.nativeConnection,
+        namespace: env.namespace ?? 'default',
+        taskQueue: fleetTaskQueue(taskQueue),
+        activities: stubs.activities,
+      });
+      return fleetWorker.runUntil(fn(taskQueue, track));
+    });
+  }
+
+  test('runs every slice to arrival on the fleet queue; pause holds them at a chunk boundary and shifts the pacing anchor', TIMEOUT, async () => {
     const stubs = new Stubs();
     let release = () => {};
     stubs.chunkGate = new Promise<void>((resolve) => (release = resolve));
-    await withWorker(env, stubs, async (taskQueue, track) => {
-      const handle = track(await env.client.workflow.start(fleetSimulation, {
-        taskQueue,
-        workflowId: `fleet-${randomUUID()}`,
-        args: [{ vehicles: 3, seed: 7, start, speedup: 60 }],
-      }));
-      await waitUntil(async () => chunks(stubs).length, (n) => n === 3, 'every vehicle is producing its first chunk');
+    await withFleetWorker(stubs, async (taskQueue, track) => {
+      const handle = track(
+        await env.client.workflow.start(fleetSimulation, {
+          taskQueue,
+          workflowId: `fleet-${randomUUID()}`,
+          args: [{ vehicles: 3, seed: 7, start, speedup: 60, slices: 2 }],
+        }),
+      );
+      await waitUntil(async () => slices(stubs).length, (n) => n === 2, 'every slice is producing its first chunk');
       await handle.signal(fleetPauseSignal);
       stubs.chunkGate = undefined;
       release();
-      await waitUntil(() => handle.query(fleetStatusQuery), (s) => s.paused && s.vehicles.every((v) => v.nextIndex > 0), 'the first chunks are in');
+      await waitUntil(() => handle.query(fleetStatusQuery), (s) => s.paused && s.parts.every((p) => p.nextIndex > 0 && !p.running), 'the first chunks are in');
       await env.sleep('10 minutes');
-      assert.equal(chunks(stubs).length, 3, 'no chunk starts while paused');
+      assert.equal(slices(stubs).length, 2, 'no chunk starts while paused');
 
       await handle.signal(fleetResumeSignal);
       const result = await handle.result();
       assert.deepEqual(result, { totals: counts(0, { vehicle: 36, gps: 36 }), vehicles: 3, arrived: 3, endedBy: 'arrival' });
 
-      const calls = chunks(stubs);
-      for (const vehicleIndex of [0, 1, 2]) {
-        const mine = calls.filter((c) => c.vehicleIndex === vehicleIndex);
+      const calls = slices(stubs);
+      assert.ok(stubs.callsOf('produceFleetSlice').every((c) => c.taskQueue === fleetTaskQueue(taskQueue)), 'slices run on the fleet queue');
+      assert.equal(stubs.callsOf('produceJourneyChunk').length, 0);
+      // Slice 0 merges vehicles 0 and 1 (24 events), slice 1 is vehicle 2 (12 events).
+      const expected = [
+        { firstVehicle: 0, vehicles: 2, chunks: [0, 9, 19] },
+        { firstVehicle: 2, vehicles: 1, chunks: [0, 3, 8] },
+      ];
+      for (const [index, slice] of expected.entries()) {
+        const mine = calls.filter((c) => c.slice.index === index);
+        assert.deepEqual(mine[0]!.slice, { index, firstVehicle: slice.firstVehicle, vehicles: slice.vehicles });
         assert.deepEqual(
-          mine.map((c) => [c.fromIndex, c.untilEventTime]),
-          [
-            [0, '2024-05-01T08:05:00.000Z'],
-            [5 - vehicleIndex, '2024-05-01T08:10:00.000Z'],
-            [10 - vehicleIndex, '2024-05-01T08:15:00.000Z'],
-          ],
+          mine.map((c) => [c.chunk, c.fromIndex, c.untilEventTime]),
+          slice.chunks.map((fromIndex, chunk) => [chunk, fromIndex, new Date(Date.parse(start) + (chunk + 1) * 5 * MINUTE).toISOString()]),
         );
       }
-      const [first, afterResume] = [calls[0]!.pacing!, calls[3]!.pacing!];
+      const [first, afterResume] = [calls[0]!.pacing!, calls[2]!.pacing!];
       assert.equal(first.speedup, 60);
       assert.equal(first.simAnchorMs, Date.parse(start));
       assert.ok(afterResume.wallAnchorMs - first.wallAnchorMs >= 10 * MINUTE, 'the anchor moved by the time spent paused');
@@ -61,20 +83,55 @@ describe('fleetSimulation', () => {
       const status = await handle.query(fleetStatusQuery);
       assert.equal(status.paused, false);
       assert.deepEqual(
-        status.vehicles.map((v) => [v.vehicleIndex, v.nextIndex, v.arrived]),
+        status.parts.map((p) => [p.firstVehicle, p.vehicles, p.nextIndex, p.arrived, p.running]),
         [
-          [0, 12, true],
-          [1, 12, true],
-          [2, 12, true],
+          [0, 2, 24, true, false],
+          [2, 1, 12, true, false],
         ],
       );
-      await recordHistory(handle, 'fleetSimulation-pause-resume');
+      assert.deepEqual(status.totals, result.totals);
+      await recordHistory(handle, 'fleetSimulation-slices');
+    });
+  });
+
+  test("a running chunk's progress reports count in the status once, only forward, until its result replaces them", TIMEOUT, async () => {
+    const stubs = new Stubs();
+    let release = () => {};
+    stubs.chunkGate = new Promise<void>((resolve) => (release = resolve));
+    await withFleetWorker(stubs, async (taskQueue, track) => {
+      const handle = track(
+        await env.client.workflow.start(fleetSimulation, { taskQueue, workflowId: `fleet-${randomUUID()}`, args: [{ vehicles: 3, seed: 7, start, speedup: 60 }] }),
+      );
+      await waitUntil(async () => slices(stubs).length, (n) => n === 1, 'the slice is producing its first chunk');
+      const total = async () => (await handle.query(fleetStatusQuery)).totals.vehicle;
+      assert.equal(await total(), 0);
+      await handle.signal(fleetProgressSignal, { slice: 0, chunk: 0, acked: counts(0, { vehicle: 4, gps: 4 }) });
+      await waitUntil(total, (n) => n === 4, 'the report counts');
+      // Repeated, late (smaller), for another chunk, for a slice that does not exist, malformed: all ignored.
+      await handle.signal(fleetProgressSignal, { slice: 0, chunk: 0, acked: counts(0, { vehicle: 4, gps: 4 }) });
+      await handle.signal(fleetProgressSignal, { slice: 0, chunk: 0, acked: counts(0, { vehicle: 2, gps: 2 }) });
+      await handle.signal(fleetProgressSignal, { slice: 0, chunk: 3, acked: counts(0, { vehicle: 9, gps: 9 }) });
+      await handle.signal(fleetProgressSignal, { slice: 5, chunk: 0, acked: counts(0, { vehicle: 9, gps: 9 }) });
+      await handle.signal(fleetProgressSignal, { slice: 0, chunk: 0, acked: { vehicle: -1 } } as never);
+      const status = await handle.query(fleetStatusQuery);
+      assert.deepEqual(status.totals, counts(0, { vehicle: 4, gps: 4 }));
+      assert.equal(status.parts[0]!.running, true);
+
+      stubs.chunkGate = undefined;
+      release();
+      // The first chunk's result (12 events: 5 + 4 + 3 of vehicles 0, 1, 2 before 08:05) replaces its reports.
+      await waitUntil(() => handle.query(fleetStatusQuery), (s) => s.parts[0]!.nextIndex === 12, 'the first chunk is in');
+      await handle.signal(fleetProgressSignal, { slice: 0, chunk: 0, acked: counts(0, { vehicle: 11, gps: 11 }) });
+      const result = await handle.result();
+      assert.deepEqual(result.totals, counts(0, { vehicle: 36, gps: 36 }));
+      assert.deepEqual((await handle.query(fleetStatusQuery)).totals, result.totals, 'a report arriving after its chunk ended is not counted');
+      await recordHistory(handle, 'fleetSimulation-slice-progress');
     });
   });
 
   test('durationMinutes ends the journeys early; asFastAsPossible sends without pacing', TIMEOUT, async () => {
     const stubs = new Stubs();
-    await withWorker(env, stubs, async (taskQueue) => {
+    await withFleetWorker(stubs, async (taskQueue) => {
       const result = await env.client.workflow.execute(fleetSimulation, {
         taskQueue,
         workflowId: `fleet-${randomUUID()}`,
@@ -82,36 +139,94 @@ describe('fleetSimulation', () => {
       });
       // Vehicle i leaves i minutes after the start and sends one event a minute until minute 7.
       assert.deepEqual(result, { totals: counts(0, { vehicle: 18, gps: 18 }), vehicles: 3, arrived: 0, endedBy: 'duration' });
-      assert.ok(chunks(stubs).every((c) => c.pacing === undefined));
-      assert.equal(Math.max(...chunks(stubs).map((c) => Date.parse(c.untilEventTime))), Date.parse(start) + 7 * MINUTE);
+      assert.ok(slices(stubs).every((c) => c.pacing === undefined));
+      assert.equal(Math.max(...slices(stubs).map((c) => Date.parse(c.untilEventTime))), Date.parse(start) + 7 * MINUTE);
     });
   });
 
-  test('continues as new past its history threshold without losing a journey position', TIMEOUT, async () => {
+  test('continues as new past its history threshold without losing a slice position', TIMEOUT, async () => {
     const stubs = new Stubs();
     stubs.journeyEvents = 60;
-    await withWorker(env, stubs, async (taskQueue, track) => {
-      const handle = track(await env.client.workflow.start(fleetSimulation, {
-        taskQueue,
-        workflowId: `fleet-${randomUUID()}`,
-        args: [{ vehicles: 2, start, asFastAsPossible: true, historyThreshold: 50 }],
-      }));
+    await withFleetWorker(stubs, async (taskQueue, track) => {
+      const handle = track(
+        await env.client.workflow.start(fleetSimulation, {
+          taskQueue,
+          workflowId: `fleet-${randomUUID()}`,
+          args: [{ vehicles: 2, start, asFastAsPossible: true, historyThreshold: 50 }],
+        }),
+      );
       const result = await handle.result();
       assert.deepEqual(result.totals, counts(0, { vehicle: 120, gps: 120 }));
       assert.ok((await handle.query(fleetStatusQuery)).continuedAsNewCount >= 1);
-      const fromIndexes = chunks(stubs).filter((c) => c.vehicleIndex === 0).map((c) => c.fromIndex);
+      const calls = slices(stubs);
+      assert.deepEqual(
+        calls.map((c) => c.chunk),
+        calls.map((_, i) => i),
+        'chunk numbers go on across continue-as-new',
+      );
+      const fromIndexes = calls.map((c) => c.fromIndex);
       assert.deepEqual(fromIndexes, [...new Set(fromIndexes)].sort((a, b) => a - b), 'no chunk is produced twice');
+    });
+  });
+
+  test('a fleet of 10 000 vehicles is eight slice activities at a time', TIMEOUT, async () => {
+    const stubs = new Stubs();
+    await withFleetWorker(stubs, async (taskQueue) => {
+      const result = await env.client.workflow.execute(fleetSimulation, {
+        taskQueue,
+        workflowId: `fleet-${randomUUID()}`,
+        args: [{ vehicles: 10_000, start, durationMinutes: 5, asFastAsPossible: true }],
+      });
+      assert.equal(result.vehicles, 10_000);
+      const calls = slices(stubs);
+      assert.equal(calls.length, MAX_SLICES);
+      assert.deepEqual(
+        calls.map((c) => c.slice).sort((a, b) => a.index - b.index),
+        Array.from({ length: MAX_SLICES }, (_, index) => ({ index, firstVehicle: index * 1250, vehicles: 1250 })),
+      );
+    });
+  });
+
+  test('a run started before slicing keeps producing per vehicle on the workflow queue, across continue-as-new', TIMEOUT, async () => {
+    const stubs = new Stubs();
+    await withFleetWorker(stubs, async (taskQueue, track) => {
+      // What a pre-slicing run carries into continue-as-new: one entry per vehicle.
+      const vehicles = [0, 1].map((vehicleIndex) => ({ vehicleIndex, nextIndex: 0, arrived: false, producedUntilMs: Date.parse(start), sent: counts(0) }));
+      const handle = track(
+        await env.client.workflow.start(fleetSimulation, {
+          taskQueue,
+          workflowId: `fleet-${randomUUID()}`,
+          args: [{ vehicles: 2, start, asFastAsPossible: true, state: { vehicles, paused: false, wallAnchorMs: 0, continuedAsNewCount: 1 } }],
+        }),
+      );
+      const result = await handle.result();
+      assert.deepEqual(result.totals, counts(0, { vehicle: 24, gps: 24 }));
+      assert.equal(stubs.callsOf('produceFleetSlice').length, 0);
+      const chunks = stubs.callsOf('produceJourneyChunk');
+      assert.ok(chunks.every((c) => c.taskQueue === taskQueue));
+      assert.deepEqual(
+        chunks.filter((c) => (c.input as JourneyChunkInput).vehicleIndex === 1).map((c) => (c.input as JourneyChunkInput).fromIndex),
+        [0, 4, 9],
+      );
+      const status = await handle.query(fleetStatusQuery);
+      assert.deepEqual(
+        status.parts.map((p) => [p.firstVehicle, p.vehicles, p.arrived]),
+        [
+          [0, 1, true],
+          [1, 1, true],
+        ],
+      );
     });
   });
 
   test('started without input it drives three vehicles from the workflow start', TIMEOUT, async () => {
     const stubs = new Stubs();
-    await withWorker(env, stubs, async (taskQueue, track) => {
+    await withFleetWorker(stubs, async (taskQueue, track) => {
       const handle = track(await env.client.workflow.start(fleetSimulation, { taskQueue, workflowId: `fleet-${randomUUID()}`, args: [] }));
       const result = await handle.result();
       assert.equal(result.arrived, 3);
       const started = (await handle.describe()).startTime.getTime();
-      assert.ok(Math.abs(Date.parse(chunks(stubs)[0]!.fleet.start) - started) < 1000);
+      assert.ok(Math.abs(Date.parse(slices(stubs)[0]!.fleet.start) - started) < 1000);
     });
   });
 });

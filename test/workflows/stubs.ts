@@ -8,8 +8,9 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { quietLogger } from '../helpers/temporal';
 import type {
+  FleetSpec,
   IngestProgress,
-  JourneyChunkInput,
+  JourneyChunkResult,
   PipelineActivities,
   QualityResult,
   SourceCounts,
@@ -29,6 +30,7 @@ export interface Call {
   input: unknown;
   /** When the server scheduled this attempt: workflow (skipped) time, unlike Date.now() here. */
   scheduledAtMs: number;
+  taskQueue: string;
 }
 
 /** What successive watchStreamingJob calls report; once the script is used up, the job runs on. */
@@ -64,7 +66,7 @@ export class Stubs {
 
   /** Events per journey; one event per simulated minute, vehicle i leaving i minutes after start. */
   journeyEvents = 12;
-  /** While set, produceJourneyChunk waits for it: lets a test act while chunks are in flight. */
+  /** While set, produceJourneyChunk and produceFleetSlice wait for it: lets a test act while chunks are in flight. */
   chunkGate: Promise<void> | undefined;
 
   readonly activities: PipelineActivities = {
@@ -132,7 +134,12 @@ export class Stubs {
     produceJourneyChunk: async (input) => {
       this.log('produceJourneyChunk', input);
       await this.chunkGate;
-      return this.journeyChunk(input);
+      return this.chunk(input.fleet, input.vehicleIndex, 1, input.fromIndex, input.untilEventTime);
+    },
+    produceFleetSlice: async (input) => {
+      this.log('produceFleetSlice', input);
+      await this.chunkGate;
+      return this.chunk(input.fleet, input.slice.firstVehicle, input.slice.vehicles, input.fromIndex, input.untilEventTime);
     },
   };
 
@@ -169,7 +176,8 @@ export class Stubs {
   }
 
   private log(name: keyof PipelineActivities, input: unknown): void {
-    this.calls.push({ name, input, scheduledAtMs: Context.current().info.currentAttemptScheduledTimestampMs });
+    const { info } = Context.current();
+    this.calls.push({ name, input, scheduledAtMs: info.currentAttemptScheduledTimestampMs, taskQueue: info.taskQueue });
   }
 
   private raw(window: TimeWindow): SourceCounts {
@@ -180,13 +188,20 @@ export class Stubs {
     return { batchId: this.batchId, at: new Date().toISOString(), consumed: 100, valid: 99, quarantined: 1, durationMs: 850 };
   }
 
-  private journeyChunk(input: JourneyChunkInput) {
-    const departure = Date.parse(input.fleet.start) + input.vehicleIndex * MINUTE;
-    const until = Date.parse(input.untilEventTime);
-    let next = input.fromIndex;
-    while (next < this.journeyEvents && departure + next * MINUTE < until) next += 1;
-    const sent = next - input.fromIndex;
-    return { nextIndex: next, arrived: next === this.journeyEvents, sent: counts(0, { vehicle: sent, gps: sent }) };
+  /**
+   * A chunk of the merged stream of vehicles first … first+count−1 (each sending `journeyEvents`
+   * events, one a minute from i minutes after the start, counted as one vehicle and one gps event),
+   * merged by time and then vehicle as the real fleet merges.
+   */
+  private chunk(fleet: FleetSpec, first: number, count: number, fromIndex: number, untilEventTime: string): JourneyChunkResult {
+    const times: number[] = [];
+    for (let v = first; v < first + count; v++) for (let k = 0; k < this.journeyEvents; k++) times.push(Date.parse(fleet.start) + (v + k) * MINUTE);
+    times.sort((a, b) => a - b);
+    const until = Date.parse(untilEventTime);
+    let next = fromIndex;
+    while (next < times.length && times[next]! < until) next += 1;
+    const sent = next - fromIndex;
+    return { nextIndex: next, arrived: next === times.length, sent: counts(0, { vehicle: sent, gps: sent }) };
   }
 }
 
