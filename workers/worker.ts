@@ -6,6 +6,8 @@ import { dirname, join } from 'node:path';
 import { bundleWorkflowCode, Worker, type WorkerOptions } from '@temporalio/worker';
 import { PROJECT_ROOT, type Config } from '../config';
 import { createActivities } from '../activities';
+import { logAtLeast } from '../logging';
+import { startPipelineMetrics } from '../metrics';
 import { connectWorker } from '../temporal/connection';
 
 export const WORKFLOWS_PATH = join(PROJECT_ROOT, 'workflows', 'index.ts');
@@ -13,14 +15,16 @@ export const WORKFLOW_BUNDLE_PATH = join(PROJECT_ROOT, 'dist', 'workflow-bundle.
 
 /** Bundles workflows/ ahead of time, so a production worker starts without webpack. */
 export async function buildWorkflowBundle(path = WORKFLOW_BUNDLE_PATH): Promise<string> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: logAtLeast('WARN') });
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, code);
   return path;
 }
 
-function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
-  return existsSync(WORKFLOW_BUNDLE_PATH) ? { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH };
+async function workflowSource(): Promise<Pick<WorkerOptions, 'workflowBundle'>> {
+  if (existsSync(WORKFLOW_BUNDLE_PATH)) return { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } };
+  // Bundling logs webpack's module statistics at INFO; only its warnings and errors are news.
+  return { workflowBundle: await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: logAtLeast('WARN') }) };
 }
 
 export interface RunningWorker {
@@ -34,22 +38,32 @@ export interface RunningWorker {
  * shutdown: no new tasks, running activities are cancelled and given `shutdownGraceTime` to
  * flush, then the Kafka producer and other resources are closed.
  */
-export async function startWorker(config: Config, overrides: Partial<WorkerOptions> = {}): Promise<RunningWorker> {
+export async function startWorker(config: Config, overrides: Partial<WorkerOptions> = {}, options: { metrics?: boolean } = {}): Promise<RunningWorker> {
   const connection = await connectWorker(config);
   const activitySet = createActivities(config);
-  const worker = await Worker.create({
-    connection,
-    namespace: config.temporal.namespace,
-    taskQueue: config.temporal.taskQueue,
-    ...workflowSource(),
-    activities: activitySet.activities,
-    // Journeys of a fleet run concurrently and mostly wait (pacing, Kafka acks); Spark jobs and
-    // DuckDB loads are few. Bounded so a big fleet cannot starve batch runs of slots.
-    maxConcurrentActivityTaskExecutions: 64,
-    shutdownGraceTime: '30s',
-    ...overrides,
-  });
+  // Exported by the Runtime's Prometheus exporter (workers/runtime.ts), which must be installed.
+  const metrics = options.metrics ? startPipelineMetrics(config, { producerStats: activitySet.producerStats }) : undefined;
+  let worker: Worker;
+  try {
+    worker = await Worker.create({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.temporal.taskQueue,
+      ...(await workflowSource()),
+      activities: activitySet.activities,
+      // Journeys of a fleet run concurrently and mostly wait (pacing, Kafka acks); Spark jobs and
+      // DuckDB loads are few. Bounded so a big fleet cannot starve batch runs of slots.
+      maxConcurrentActivityTaskExecutions: 64,
+      shutdownGraceTime: '30s',
+      ...(metrics && { interceptors: { activity: [metrics.activityInterceptor] } }),
+      ...overrides,
+    });
+  } catch (err) {
+    await metrics?.stop();
+    throw err;
+  }
   const done = worker.run().finally(async () => {
+    await metrics?.stop();
     await activitySet.close();
     await connection.close();
   });
