@@ -3,10 +3,12 @@ import { stackDown, stackStatus, stackUp, type StackInfo } from '../stack';
 import { parseCommandLine, UsageError } from './args';
 import { z } from 'zod';
 
-export const STACK_USAGE = `smartcity stack up | down | status [--json]
+export const STACK_USAGE = `smartcity stack up [--metrics] | down | status [--json]
 
   up       start the Temporal dev server (gRPC, Web UI) and the Kafka broker, wait until both
-           answer, create the topics, print the URLs (state kept under .data/)
+           answer, create the topics, print the URLs (state kept under .data/); --metrics also
+           starts Debian's Prometheus (SMARTCITY_PROMETHEUS_PORT, default 9090) scraping the
+           worker's metrics (SMARTCITY_METRICS_PORT) with the alert rules of ops/prometheus
   down     stop exactly what \`up\` started
   status   show each component`;
 
@@ -18,17 +20,23 @@ export function printStack(info: StackInfo, out: (line: string) => void): void {
   out(`  Temporal gRPC        ${info.urls.temporal}`);
   out(`  Temporal Web UI      ${info.urls.temporalUi}`);
   out(`  Kafka bootstrap      ${info.urls.kafka}`);
+  if (info.urls.prometheus) out(`  Prometheus           ${info.urls.prometheus}`);
 }
 
 export async function stackCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseCommandLine(argv, { json: { type: 'boolean' } }, z.object({ json: z.boolean().optional() }), { max: 1 });
+  const { values, positionals } = parseCommandLine(
+    argv,
+    { json: { type: 'boolean' }, metrics: { type: 'boolean' } },
+    z.object({ json: z.boolean().optional(), metrics: z.boolean().optional() }),
+    { max: 1 },
+  );
   const action = positionals[0];
   const config = loadConfig();
   const out = (line: string) => console.log(line);
   const emit = (info: StackInfo) => (values.json ? out(JSON.stringify(info, null, 2)) : printStack(info, out));
   switch (action) {
     case 'up': {
-      const info = await stackUp(config, (line) => console.error(line));
+      const info = await stackUp(config, (line) => console.error(line), { metrics: values.metrics === true });
       if (!values.json) out('stack is up:');
       emit(info);
       return 0;

@@ -10,7 +10,7 @@
 // its families then keep their last values and the rest go on.
 import type { Admin } from 'kafkajs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type QueryDefinition } from '@temporalio/client';
 import type { MetricCounter, MetricMeter, MetricTags } from '@temporalio/common';
 import { Runtime, type ActivityInterceptorsFactory } from '@temporalio/worker';
 import type { Config } from '../config';
@@ -197,25 +197,36 @@ class Collector {
 
   private async temporal(): Promise<void> {
     this.client ??= await connectClient(this.config);
-    const { workflow } = this.client.client;
-    const [pipeline, streaming] = await Promise.allSettled([
-      withTimeout(workflow.getHandle(PIPELINE_WORKFLOW_ID).query(pipelineStatusQuery), QUERY_TIMEOUT_MS, 'controller status'),
-      withTimeout(workflow.getHandle(STREAMING_WORKFLOW_ID).query(streamingStatusQuery), QUERY_TIMEOUT_MS, 'streaming supervisor status'),
+    const [pipeline, streaming] = await Promise.all([
+      this.ask(PIPELINE_WORKFLOW_ID, pipelineStatusQuery, 'controller status'),
+      this.ask(STREAMING_WORKFLOW_ID, streamingStatusQuery, 'streaming supervisor status'),
     ]);
-    if (pipeline.status === 'fulfilled') this.windows(pipeline.value);
-    this.f.controllerUp.set(pipeline.status === 'fulfilled' ? 1 : 0);
-    if (streaming.status === 'fulfilled') {
-      const s = streaming.value;
-      this.f.restarts.observe(s.restarts);
-      for (const phase of STREAMING_PHASES) this.f.streamingState.set(phase === s.state ? 1 : 0, { state: phase });
-      if (s.jobName !== this.jobName) {
-        this.jobName = s.jobName;
+    if (pipeline) this.windows(pipeline);
+    this.f.controllerUp.set(pipeline ? 1 : 0);
+    const phase: StreamingPhase = streaming?.state ?? 'stopped';
+    for (const p of STREAMING_PHASES) this.f.streamingState.set(p === phase ? 1 : 0, { state: p });
+    if (streaming) {
+      this.f.restarts.observe(streaming.restarts);
+      if (streaming.jobName !== this.jobName) {
+        this.jobName = streaming.jobName;
         this.tail = this.newTail();
       }
     }
-    // Neither running is a state of the pipeline, not a fault of the metrics.
-    for (const r of [pipeline, streaming]) {
-      if (r.status === 'rejected' && !(r.reason instanceof WorkflowNotFoundError)) throw r.reason;
+  }
+
+  /**
+   * A running workflow's answer to a query; undefined when it is not running (a closed workflow
+   * still answers queries, with the state it closed in).
+   */
+  private async ask<T>(workflowId: string, query: QueryDefinition<T>, what: string): Promise<T | undefined> {
+    const handle = this.client!.client.workflow.getHandle(workflowId);
+    try {
+      const { status } = await withTimeout(handle.describe(), QUERY_TIMEOUT_MS, what);
+      if (status.name !== 'RUNNING') return undefined;
+      return await withTimeout(handle.query(query), QUERY_TIMEOUT_MS, what);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return undefined;
+      throw err;
     }
   }
 

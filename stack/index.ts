@@ -4,6 +4,7 @@ import { TOPICS } from '../schemas';
 import { ensureTopics } from '../kafka/client';
 import { kafkaCommand, kafkaReady } from './kafka';
 import { portIsFree, runningProcess, startProcess, stopProcess, waitUntilReady, type ProcessRecord } from './processes';
+import { prometheusCommand, prometheusReady, prometheusUrl } from './prometheus';
 import { temporalCommand, temporalReady } from './temporal';
 
 export class PortInUseError extends Error {
@@ -11,7 +12,7 @@ export class PortInUseError extends Error {
 }
 
 interface Component {
-  name: 'temporal' | 'kafka';
+  name: 'temporal' | 'kafka' | 'prometheus';
   label: string;
   ports: { port: number; what: string; setting: string }[];
   command: (config: Config) => string[];
@@ -19,7 +20,16 @@ interface Component {
   readyTimeoutMs: number;
 }
 
-function components(config: Config): Component[] {
+/** `metrics`: Prometheus too (`stack up --metrics`); down and status always include it. */
+function components(config: Config, options: { metrics?: boolean } = { metrics: true }): Component[] {
+  const prometheus: Component = {
+    name: 'prometheus',
+    label: 'Prometheus',
+    ports: [{ port: config.metrics.prometheusPort, what: 'Prometheus', setting: 'SMARTCITY_PROMETHEUS_PORT' }],
+    command: prometheusCommand,
+    ready: prometheusReady,
+    readyTimeoutMs: 60_000,
+  };
   return [
     {
       name: 'temporal',
@@ -43,6 +53,7 @@ function components(config: Config): Component[] {
       ready: kafkaReady,
       readyTimeoutMs: 90_000,
     },
+    ...(options.metrics ? [prometheus] : []),
   ];
 }
 
@@ -58,7 +69,7 @@ export interface ComponentStatus {
 
 export interface StackInfo {
   components: ComponentStatus[];
-  urls: { temporal: string; temporalUi: string; kafka: string };
+  urls: { temporal: string; temporalUi: string; kafka: string; prometheus?: string };
   topics: string[];
 }
 
@@ -78,12 +89,12 @@ function assertLocal(config: Config): void {
  * Starts whatever is not running yet, waits until every component answers, creates the topics.
  * On failure, stops what this call started and rethrows.
  */
-export async function stackUp(config: Config, log: (line: string) => void = () => {}): Promise<StackInfo> {
+export async function stackUp(config: Config, log: (line: string) => void = () => {}, options: { metrics?: boolean } = {}): Promise<StackInfo> {
   assertLocal(config);
   const started: Component[] = [];
   const waits: Promise<void>[] = [];
   try {
-    const toStart = components(config).filter((component) => {
+    const toStart = components(config, options).filter((component) => {
       const running = runningProcess(config.dataDir, component.name) !== undefined;
       if (running) log(`${component.label} already running`);
       return !running;
@@ -123,8 +134,10 @@ export async function stackDown(config: Config): Promise<string[]> {
 }
 
 export async function stackStatus(config: Config): Promise<StackInfo> {
+  // Prometheus is part of the stack only when `up --metrics` started it.
+  const metrics = runningProcess(config.dataDir, 'prometheus') !== undefined;
   const statuses = await Promise.all(
-    components(config).map(async (component): Promise<ComponentStatus> => {
+    components(config, { metrics }).map(async (component): Promise<ComponentStatus> => {
       const record = runningProcess(config.dataDir, component.name);
       const answering = await component.ready(config).catch(() => false);
       return {
@@ -137,5 +150,5 @@ export async function stackStatus(config: Config): Promise<StackInfo> {
       };
     }),
   );
-  return { components: statuses, urls: urls(config), topics: stackTopics(config) };
+  return { components: statuses, urls: { ...urls(config), ...(metrics && { prometheus: prometheusUrl(config) }) }, topics: stackTopics(config) };
 }
