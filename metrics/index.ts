@@ -84,7 +84,8 @@ class CumulativeCounter {
   }
 }
 
-function families(meter: MetricMeter) {
+/** Every pipeline metric family, made on `meter`; names without the exporter's suffixes (_total, _seconds). */
+export function metricFamilies(meter: MetricMeter) {
   const counter = (name: string, help: string) => meter.createCounter(name, undefined, help);
   const gauge = (name: string, help: string, unit?: string) => meter.createGauge(name, 'float', unit, help);
   return {
@@ -112,7 +113,7 @@ function families(meter: MetricMeter) {
     ),
   };
 }
-type Families = ReturnType<typeof families>;
+type Families = ReturnType<typeof metricFamilies>;
 
 /** What the worker lends the metrics. */
 export interface MetricsSources {
@@ -151,7 +152,7 @@ class Collector {
     private readonly sources: MetricsSources,
     meter: MetricMeter,
   ) {
-    this.f = families(meter);
+    this.f = metricFamilies(meter);
     this.tail = this.newTail();
   }
 
