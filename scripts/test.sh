@@ -18,6 +18,8 @@ export SMARTCITY_DATA_DIR="$ROOT/.data/test"
 off="${SMARTCITY_TEST_PORT_OFFSET:-0}"
 export SMARTCITY_TEMPORAL_PORT=$((27233 + off)) SMARTCITY_TEMPORAL_UI_PORT=$((28233 + off))
 export SMARTCITY_KAFKA_PORT=$((29092 + off)) SMARTCITY_KAFKA_CONTROLLER_PORT=$((29093 + off))
+# Workers the tests start serve metrics here (tests that scrape one choose their own port).
+export SMARTCITY_METRICS_PORT=$((29464 + off)) SMARTCITY_PROMETHEUS_PORT=$((29090 + off))
 unset SMARTCITY_CONFIG SMARTCITY_KAFKA_BROKERS SMARTCITY_TEMPORAL_ADDRESS SMARTCITY_TARGET
 
 "$SMARTCITY" stack down >/dev/null 2>&1 || true
