@@ -5,15 +5,21 @@
 // The worker gets its own namespace and data folder, so its controller, streaming job, lake and
 // progress file are this test's alone; the numbers are checked against what the fleet reports
 // having produced and what the progress file says, not against the metrics themselves.
+// Meanwhile `smartcity stack up --metrics` runs Debian's Prometheus scraping this worker; at the
+// end the Grafana dashboard's panels are drawn from its data in headless Chromium (the README's
+// screenshot, .data/test/reports/dashboard.png).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
-import { loadConfig, type Config } from '../../config';
+import { chromium } from 'playwright-core';
+import { loadConfig, PROJECT_ROOT, type Config } from '../../config';
+import { stopProcess } from '../../stack/processes';
+import { prometheusUrl } from '../../stack/prometheus';
 import { createKafka, KEY_PARTITIONER } from '../../kafka/client';
 import { progressFilePath } from '../../metrics/progress';
 import { SOURCES, TOPICS } from '../../schemas';
@@ -26,13 +32,15 @@ import {
   smartCityPipeline,
   type FleetSimulationResult,
 } from '../../workflows';
+import { runCli } from '../helpers/cli';
+import { renderDashboard, type Panel } from '../helpers/dashboard';
 import { has, parseExposition, promtoolProblems, scrape, total, type Sample } from '../helpers/prometheus';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 
 const offset = Number(process.env.SMARTCITY_TEST_PORT_OFFSET ?? 0);
 const METRICS_PORT = 29465 + offset;
 const NAMESPACE = 'smartcity-metrics-test';
-const base = loadConfig();
+const base = loadConfig({ ...process.env, SMARTCITY_METRICS_PORT: String(METRICS_PORT) });
 const dataDir = join(base.dataDir, `metrics-${randomUUID()}`);
 const config: Config = { ...base, dataDir, lakeRoot: join(dataDir, 'lake'), temporal: { ...base.temporal, namespace: NAMESPACE } };
 const url = `http://127.0.0.1:${METRICS_PORT}/metrics`;
@@ -70,6 +78,8 @@ describe('worker metrics', { timeout: 20 * 60_000 }, () => {
     await connection.client.workflowService.registerNamespace({ namespace: NAMESPACE, workflowExecutionRetentionPeriod: msToTs('1 day') }).catch((err: Error) => {
       if (!/already/i.test(err.message)) throw err;
     });
+    const prometheus = runCli(['stack', 'up', '--metrics'], { SMARTCITY_METRICS_PORT: String(METRICS_PORT) });
+    assert.equal(prometheus.status, 0, prometheus.stderr);
     worker = await startWorkerProcess({
       SMARTCITY_DATA_DIR: dataDir,
       SMARTCITY_TEMPORAL_NAMESPACE: NAMESPACE,
@@ -84,6 +94,7 @@ describe('worker metrics', { timeout: 20 * 60_000 }, () => {
     }
     const code = await worker?.stop();
     await connection?.close();
+    await stopProcess(base.dataDir, 'prometheus');
     assert.equal(code, 0, worker?.stderr());
   });
 
@@ -190,6 +201,32 @@ describe('worker metrics', { timeout: 20 * 60_000 }, () => {
     assert.equal(total(s, 'smartcity_pipeline_paused'), 0);
     assert.ok(total(s, 'smartcity_batch_stage_duration_seconds_sum', { stage: 'curate' }) > 0);
     assert.equal(promtoolProblems(await scrape(url)), '');
+  });
+
+  test("the dashboard's panels draw this run from Prometheus's scrapes", async () => {
+    const dashboard = JSON.parse(readFileSync(join(PROJECT_ROOT, 'ops', 'grafana', 'dashboards', 'smartcity.json'), 'utf8')) as { title: string; panels: Panel[] };
+    const prometheus = prometheusUrl(base);
+    const targets = (await (await fetch(`${prometheus}/api/v1/targets`)).json()) as { data: { activeTargets: { scrapeUrl: string; health: string }[] } };
+    assert.deepEqual(targets.data.activeTargets.map((t) => [t.scrapeUrl, t.health]), [[url, 'up']]);
+    const { html, panels } = await renderDashboard(dashboard, prometheus, { start: startedAt, end: Date.now() });
+    assert.equal(panels.length, dashboard.panels.filter((p) => p.type !== 'row').length);
+    const empty = panels.filter((p) => p.series === 0).map((p) => p.title);
+    // Nothing failed, so no failure rate has a point (rate() of a flat zero still draws one);
+    // freshness needs newest_event_time in the progress lines.
+    for (const title of empty) assert.ok(['Freshness per source', 'Temporal request failures'].includes(title), `${title} drew nothing`);
+    const reports = join(base.dataDir, 'reports');
+    mkdirSync(reports, { recursive: true });
+    const page = join(reports, 'dashboard.html');
+    writeFileSync(page, html);
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+    try {
+      const tab = await browser.newPage({ viewport: { width: 1600, height: 900 } });
+      await tab.goto(`file://${page}`);
+      assert.equal(await tab.locator('section.panel').count(), panels.length);
+      await tab.screenshot({ path: join(reports, 'dashboard.png'), fullPage: true });
+    } finally {
+      await browser.close();
+    }
   });
 
   test('the streaming job stops with the controller', async () => {
