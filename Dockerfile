@@ -33,9 +33,11 @@ COPY . .
 RUN node --import tsx cli/main.ts worker --build-bundle
 
 FROM base
+# The worker's metrics (SMARTCITY_METRICS_PORT) must be reachable from Prometheus's container.
 ENV SPARK_HOME=/app/.tools/venv/lib/python3.11/site-packages/pyspark \
     PATH=/app/.tools/venv/bin:$PATH \
-    PYTHONPATH=/app/spark
+    PYTHONPATH=/app/spark \
+    SMARTCITY_METRICS_HOST=0.0.0.0
 COPY --from=build --chown=node:node /app /app
 # Mount points of the compose volumes, owned by the image's user: Docker gives a new named volume
 # the owner of the directory it is first mounted on.

@@ -1,6 +1,7 @@
 // The `smartcity` command. Each subcommand parses its own options (strictly) and returns an exit
 // code; errors become one line on stderr: usage and config errors exit 2, failures exit 1.
-import { ConfigError } from '../config';
+import { ConfigError, loadConfig, type LogFormat } from '../config';
+import { configureLogging, log } from '../logging';
 import { UsageError } from './args';
 import { awsCommand, AWS_USAGE } from './aws';
 import { demoCommand, DEMO_USAGE } from './demo';
@@ -39,15 +40,35 @@ function help(): string {
   ].join('\n');
 }
 
+/**
+ * Sets the process's logger from the configuration and returns its format. A configuration that
+ * does not load is the command's to report (ConfigError below), in the default format.
+ */
+function setUpLogging(): LogFormat {
+  try {
+    const config = loadConfig();
+    configureLogging(config);
+    return config.log.format;
+  } catch {
+    return 'human';
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  const format = setUpLogging();
+  // For people, a failure is one plain line; in JSON a log line like every other, with the command.
+  const fail = (text: string) => {
+    if (format === 'json') log.error(text, { command: name });
+    else console.error(text);
+  };
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     console.log(help());
     return name === undefined ? 2 : 0;
   }
   const command = COMMANDS[name];
   if (!command) {
-    console.error(`smartcity: unknown command "${name}"\n\n${help()}`);
+    fail(`smartcity: unknown command "${name}"\n\n${help()}`);
     return 2;
   }
   if (rest.includes('--help') || rest.includes('-h')) {
@@ -58,14 +79,14 @@ export async function main(argv: string[]): Promise<number> {
     return await command.run(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      console.error(`smartcity ${name}: ${err.message}\n(see \`smartcity ${name} --help\`)`);
+      fail(`smartcity ${name}: ${err.message}\n(see \`smartcity ${name} --help\`)`);
       return 2;
     }
     if (err instanceof ConfigError) {
-      console.error(`smartcity: ${err.message}`);
+      fail(`smartcity: ${err.message}`);
       return 2;
     }
-    console.error(`smartcity ${name}: ${(err as Error).message ?? String(err)}`);
+    fail(`smartcity ${name}: ${(err as Error).message ?? String(err)}`);
     return 1;
   }
 }

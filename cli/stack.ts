@@ -7,10 +7,13 @@ import { PIPELINE_WORKFLOW_ID } from '../workflows/ids';
 import { parseCommandLine, UsageError } from './args';
 import { z } from 'zod';
 
-export const STACK_USAGE = `smartcity stack up | down | status [--json]
+export const STACK_USAGE = `smartcity stack up [--metrics] [--spark-cluster] | down [--force] | status [--json]
 
   up       start the Temporal dev server (gRPC, Web UI) and the Kafka broker, wait until both
            answer, create the topics, print the URLs (state kept under .data/)
+             --metrics         also Debian's Prometheus (SMARTCITY_PROMETHEUS_PORT, default 9090)
+                               scraping the worker's metrics (SMARTCITY_METRICS_PORT) with the
+                               alert rules of ops/prometheus
              --spark-cluster   also a Spark standalone master and two workers on loopback
                                (master 7077, UI 8080, worker UIs 8081-8082); jobs run on it with
                                SMARTCITY_SPARK_MASTER=spark://127.0.0.1:7077
@@ -20,7 +23,7 @@ export const STACK_USAGE = `smartcity stack up | down | status [--json]
              --force           stop the stack anyway, with the Spark jobs of this data dir
   status   show each component`;
 
-const ACTION_OPTIONS: Record<string, string[]> = { up: ['json', 'spark-cluster'], down: ['force'], status: ['json'] };
+const ACTION_OPTIONS: Record<string, string[]> = { up: ['json', 'spark-cluster', 'metrics'], down: ['force'], status: ['json'] };
 
 export function printStack(info: StackInfo, out: (line: string) => void): void {
   for (const c of info.components) {
@@ -32,6 +35,7 @@ export function printStack(info: StackInfo, out: (line: string) => void): void {
   out(`  Kafka bootstrap      ${info.urls.kafka}`);
   if (info.urls.sparkMaster) out(`  Spark master         ${info.urls.sparkMaster}`);
   if (info.urls.sparkMasterUi) out(`  Spark master UI      ${info.urls.sparkMasterUi}`);
+  if (info.urls.prometheus) out(`  Prometheus           ${info.urls.prometheus}`);
 }
 
 /**
@@ -62,8 +66,8 @@ export async function runningPipeline(config: Config, warn: (line: string) => vo
 export async function stackCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine(
     argv,
-    { json: { type: 'boolean' }, 'spark-cluster': { type: 'boolean' }, force: { type: 'boolean' } },
-    z.object({ json: z.boolean().optional(), 'spark-cluster': z.boolean().optional(), force: z.boolean().optional() }),
+    { json: { type: 'boolean' }, 'spark-cluster': { type: 'boolean' }, metrics: { type: 'boolean' }, force: { type: 'boolean' } },
+    z.object({ json: z.boolean().optional(), 'spark-cluster': z.boolean().optional(), metrics: z.boolean().optional(), force: z.boolean().optional() }),
     { max: 1 },
   );
   const action = positionals[0];
@@ -77,7 +81,7 @@ export async function stackCommand(argv: string[]): Promise<number> {
   const emit = (info: StackInfo) => (values.json ? out(JSON.stringify(info, null, 2)) : printStack(info, out));
   switch (action) {
     case 'up': {
-      const info = await stackUp(config, (line) => console.error(line), { sparkCluster: values['spark-cluster'] ?? false });
+      const info = await stackUp(config, (line) => console.error(line), { sparkCluster: values['spark-cluster'] === true, metrics: values.metrics === true });
       if (!values.json) out('stack is up:');
       emit(info);
       const master = info.urls.sparkMaster;

@@ -1,6 +1,7 @@
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { z } from 'zod';
 import { loadConfig } from '../config';
+import { log } from '../logging';
+import { installWorkerRuntime, metricsAddress } from '../workers/runtime';
 import { buildWorkflowBundle, startWorker } from '../workers/worker';
 import { fleetTaskQueue } from '../workflows/ids';
 import { parseCommandLine } from './args';
@@ -10,21 +11,24 @@ export const WORKER_USAGE = `smartcity worker [--build-bundle]
   Runs the smartcity worker (workflows and activities of the configured target) on the task
   queue SMARTCITY_TASK_QUEUE (default smartcity), and the fleet's producer activities on
   <task queue>-fleet with slots of their own, until Ctrl-C / SIGTERM, then shuts down
-  gracefully. --build-bundle writes the prebuilt workflow bundle (dist/) and exits.`;
+  gracefully. It serves Prometheus metrics on SMARTCITY_METRICS_PORT (default 9464; 0: none)
+  and logs as SMARTCITY_LOG_FORMAT says (human, or json: one object per line).
+  --build-bundle writes the prebuilt workflow bundle (dist/) and exits.`;
 
 export async function workerCommand(argv: string[]): Promise<number> {
   const { values } = parseCommandLine(argv, { 'build-bundle': { type: 'boolean' } }, z.object({ 'build-bundle': z.boolean().optional() }));
-  // The SDK logs every bundling detail (webpack's module stats) and state change at INFO.
-  Runtime.install({ logger: new DefaultLogger('WARN') });
   if (values['build-bundle']) {
     console.log(`workflow bundle written to ${await buildWorkflowBundle()}`);
     return 0;
   }
   const config = loadConfig();
-  const { done } = await startWorker(config);
-  console.error(
+  installWorkerRuntime(config);
+  const metrics = metricsAddress(config);
+  const { done } = await startWorker(config, {}, { metrics: metrics !== undefined });
+  log.info(
     `worker polling task queue ${config.temporal.taskQueue} (workflows, pipeline activities) and ${fleetTaskQueue(config.temporal.taskQueue)} (fleet producers) ` +
       `at ${config.temporal.address} (target ${config.target}); Ctrl-C stops it`,
+    { metrics: metrics === undefined ? 'off' : `http://${metrics}/metrics` },
   );
   await done;
   return 0;

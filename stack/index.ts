@@ -17,6 +17,7 @@ import {
   sparkWorkerReady,
   sparkWorkerUiPort,
 } from './spark';
+import { prometheusCommand, prometheusReady, prometheusUrl } from './prometheus';
 import { temporalCommand, temporalReady } from './temporal';
 
 export class PortInUseError extends Error {
@@ -68,11 +69,30 @@ function sparkCluster(config: Config): Component[] {
   ];
 }
 
-/** The Spark cluster's components when it is asked for, or when any of them runs. */
-function components(config: Config, options: { sparkCluster?: boolean } = {}): Component[] {
+function prometheus(config: Config): Component {
+  return {
+    name: 'prometheus',
+    label: 'Prometheus',
+    ports: [{ port: config.metrics.prometheusPort, what: 'Prometheus', setting: 'SMARTCITY_PROMETHEUS_PORT' }],
+    command: prometheusCommand,
+    ready: prometheusReady,
+    readyTimeoutMs: 60_000,
+  };
+}
+
+/** What `up` may start beyond the core: each part when it is asked for, or when any of it runs. */
+export interface StackParts {
+  /** Debian's Prometheus scraping the worker (`stack up --metrics`). */
+  metrics?: boolean;
+  /** A Spark standalone master and workers (`stack up --spark-cluster`). */
+  sparkCluster?: boolean;
+}
+
+function components(config: Config, options: StackParts = {}): Component[] {
+  const runs = (parts: Component[]) => parts.some((c) => runningProcess(config.dataDir, c.name) !== undefined);
+  const metrics = [prometheus(config)];
   const cluster = sparkCluster(config);
-  const withCluster = options.sparkCluster === true || cluster.some((c) => runningProcess(config.dataDir, c.name) !== undefined);
-  return [...coreComponents(config), ...(withCluster ? cluster : [])];
+  return [...coreComponents(config), ...(options.metrics === true || runs(metrics) ? metrics : []), ...(options.sparkCluster === true || runs(cluster) ? cluster : [])];
 }
 
 function coreComponents(config: Config): Component[] {
@@ -114,8 +134,8 @@ export interface ComponentStatus {
 
 export interface StackInfo {
   components: ComponentStatus[];
-  /** sparkMaster and sparkMasterUi while the Spark cluster is part of the stack. */
-  urls: { temporal: string; temporalUi: string; kafka: string; sparkMaster?: string; sparkMasterUi?: string };
+  /** sparkMaster and sparkMasterUi while the Spark cluster is part of the stack, prometheus while Prometheus is. */
+  urls: { temporal: string; temporalUi: string; kafka: string; sparkMaster?: string; sparkMasterUi?: string; prometheus?: string };
   topics: string[];
 }
 
@@ -123,12 +143,13 @@ export function stackTopics(config: Config): string[] {
   return [...Object.values(TOPICS), config.kafka.deadLetterTopic];
 }
 
-function urls(config: Config, withCluster: boolean): StackInfo['urls'] {
+function urls(config: Config, withCluster: boolean, withPrometheus: boolean): StackInfo['urls'] {
   return {
     temporal: config.temporal.address,
     temporalUi: config.temporal.uiUrl,
     kafka: config.kafka.brokers.join(','),
     ...(withCluster && { sparkMaster: sparkMasterUrl(config), sparkMasterUi: sparkMasterUiUrl(config) }),
+    ...(withPrometheus && { prometheus: prometheusUrl(config) }),
   };
 }
 
@@ -140,7 +161,7 @@ function assertLocal(config: Config): void {
  * Starts whatever is not running yet, waits until every component answers, creates the topics.
  * On failure, stops what this call started and rethrows.
  */
-export async function stackUp(config: Config, log: (line: string) => void = () => {}, options: { sparkCluster?: boolean } = {}): Promise<StackInfo> {
+export async function stackUp(config: Config, log: (line: string) => void = () => {}, options: StackParts = {}): Promise<StackInfo> {
   assertLocal(config);
   const started: Component[] = [];
   const waits: Promise<void>[] = [];
@@ -192,7 +213,7 @@ export async function stackDown(config: Config): Promise<string[]> {
     await stopSparkJob(config, job.name);
     stopped.push(`Spark job ${job.name}`);
   }
-  for (const component of components(config, { sparkCluster: true }).reverse()) {
+  for (const component of components(config, { sparkCluster: true, metrics: true }).reverse()) {
     if (await stopProcess(config.dataDir, component.name)) stopped.push(component.label);
   }
   return stopped;
@@ -214,5 +235,6 @@ export async function stackStatus(config: Config): Promise<StackInfo> {
       };
     }),
   );
-  return { components: statuses, urls: urls(config, shown.some((c) => c.name === 'spark-master')), topics: stackTopics(config) };
+  const has = (name: string) => shown.some((c) => c.name === name);
+  return { components: statuses, urls: urls(config, has('spark-master'), has('prometheus')), topics: stackTopics(config) };
 }

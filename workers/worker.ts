@@ -8,6 +8,8 @@ import { dirname, join } from 'node:path';
 import { bundleWorkflowCode, Worker, type WorkerOptions } from '@temporalio/worker';
 import { PROJECT_ROOT, type Config } from '../config';
 import { createActivities } from '../activities';
+import { logAtLeast } from '../logging';
+import { startPipelineMetrics } from '../metrics';
 import { connectWorker } from '../temporal/connection';
 import { fleetTaskQueue } from '../workflows/ids';
 
@@ -16,14 +18,16 @@ export const WORKFLOW_BUNDLE_PATH = join(PROJECT_ROOT, 'dist', 'workflow-bundle.
 
 /** Bundles workflows/ ahead of time, so a production worker starts without webpack. */
 export async function buildWorkflowBundle(path = WORKFLOW_BUNDLE_PATH): Promise<string> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: logAtLeast('WARN') });
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, code);
   return path;
 }
 
-function workflowSource(): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
-  return existsSync(WORKFLOW_BUNDLE_PATH) ? { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } } : { workflowsPath: WORKFLOWS_PATH };
+async function workflowSource(): Promise<Pick<WorkerOptions, 'workflowBundle'>> {
+  if (existsSync(WORKFLOW_BUNDLE_PATH)) return { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } };
+  // Bundling logs webpack's module statistics at INFO; only its warnings and errors are news.
+  return { workflowBundle: await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: logAtLeast('WARN') }) };
 }
 
 export interface RunningWorker {
@@ -47,30 +51,45 @@ const FLEET_SLOTS = 32;
  * flush, then the Kafka producer and other resources are closed. `overrides` apply to the
  * pipeline's worker (tests put stub activities there).
  */
-export async function startWorker(config: Config, overrides: Partial<WorkerOptions> = {}): Promise<RunningWorker> {
+export async function startWorker(config: Config, overrides: Partial<WorkerOptions> = {}, options: { metrics?: boolean } = {}): Promise<RunningWorker> {
   const connection = await connectWorker(config);
   const activitySet = createActivities(config);
   const { produceFleetSlice, ...pipelineActivities } = activitySet.activities;
-  const common = { connection, namespace: config.temporal.namespace, shutdownGraceTime: '30s' } as const;
-  const worker = await Worker.create({
-    ...common,
-    taskQueue: config.temporal.taskQueue,
-    ...workflowSource(),
-    activities: pipelineActivities,
-    // Spark jobs, DuckDB loads and the streaming job's watch; fleets have their own slots below.
-    maxConcurrentActivityTaskExecutions: 64,
-    ...overrides,
-  });
-  const fleetWorker = await Worker.create({
-    ...common,
-    taskQueue: fleetTaskQueue(config.temporal.taskQueue),
-    activities: { produceFleetSlice },
-    maxConcurrentActivityTaskExecutions: FLEET_SLOTS,
-  });
+  // Exported by the Runtime's Prometheus exporter (workers/runtime.ts), which must be installed.
+  const metrics = options.metrics ? startPipelineMetrics(config, { producerStats: activitySet.producerStats }) : undefined;
+  const common = {
+    connection,
+    namespace: config.temporal.namespace,
+    shutdownGraceTime: '30s',
+    ...(metrics && { interceptors: { activity: [metrics.activityInterceptor] } }),
+  } as const;
+  let worker: Worker;
+  let fleetWorker: Worker;
+  try {
+    worker = await Worker.create({
+      ...common,
+      taskQueue: config.temporal.taskQueue,
+      ...(await workflowSource()),
+      activities: pipelineActivities,
+      // Spark jobs, DuckDB loads and the streaming job's watch; fleets have their own slots below.
+      maxConcurrentActivityTaskExecutions: 64,
+      ...overrides,
+    });
+    fleetWorker = await Worker.create({
+      ...common,
+      taskQueue: fleetTaskQueue(config.temporal.taskQueue),
+      activities: { produceFleetSlice },
+      maxConcurrentActivityTaskExecutions: FLEET_SLOTS,
+    });
+  } catch (err) {
+    await metrics?.stop();
+    throw err;
+  }
   const stop = (w: Worker) => {
     if (w.getState() === 'RUNNING') w.shutdown();
   };
   const done = Promise.all([worker.run().finally(() => stop(fleetWorker)), fleetWorker.run().finally(() => stop(worker))]).finally(async () => {
+    await metrics?.stop();
     await activitySet.close();
     await connection.close();
   });

@@ -18,6 +18,7 @@ const serviceSchema = z.looseObject({
   pull_policy: z.enum(['always', 'missing', 'never', 'build']).optional(),
   // Stated on every service: "no" marks a one-shot, unless-stopped a long-running service.
   restart: z.enum(['no', 'unless-stopped']),
+  command: z.array(z.string()).optional(),
   ports: z.array(z.string()).optional(),
   environment: z.record(z.string(), scalar).optional(),
   volumes: z.array(z.string()).optional(),
@@ -33,6 +34,12 @@ const composeSchema = z.object({
 });
 
 const read = (path: string) => readFileSync(join(PROJECT_ROOT, path), 'utf8');
+
+/** The Dockerfile's ENV settings (`ENV A=1 \\ B=2` lines of the final stage and before). */
+function dockerfileEnv(): Record<string, string> {
+  const text = read('Dockerfile').replace(/\\\n\s*/g, ' ');
+  return Object.fromEntries([...text.matchAll(/^ENV\s+(.+)$/gm)].flatMap((m) => [...m[1]!.matchAll(/(\w+)=(\S+)/g)].map(([, k, v]) => [k!, v!])));
+}
 const compose = composeSchema.parse(parse(read('docker-compose.yml')));
 const services = compose.services;
 const defaults = loadConfig({});
@@ -93,10 +100,12 @@ function secretProblem(key: string, value: string): string | undefined {
 describe('docker-compose.yml', () => {
   test('has the stack\'s services: Kafka, Temporal with PostgreSQL and the Web UI, Spark, the worker', () => {
     assert.deepEqual(Object.keys(services).sort(), [
+      'grafana',
       'kafka',
       'kafka-init',
       'pipeline',
       'postgresql',
+      'prometheus',
       'spark-master',
       'spark-worker-1',
       'spark-worker-2',
@@ -165,6 +174,8 @@ describe('docker-compose.yml', () => {
       temporal: [`${defaults.ports.temporal}:7233`],
       'temporal-ui': [`${defaults.ports.temporalUi}:8080`],
       'spark-master': [`${defaults.ports.sparkMasterUi}:8080`],
+      prometheus: ['9090:9090'],
+      grafana: ['3000:3000'],
     };
     assert.deepEqual(published.kafka, ['9092:9092']);
     assert.deepEqual(published['temporal-ui'], ['8233:8080']);
@@ -225,7 +236,7 @@ describe('docker-compose.yml', () => {
 
   test('named volumes are declared, used, and mounted where the services keep their data', () => {
     const declared = Object.keys(compose.volumes).sort();
-    assert.deepEqual(declared, ['kafka-data', 'lake', 'spark-checkpoints', 'temporal-db', 'worker-data']);
+    assert.deepEqual(declared, ['grafana-data', 'kafka-data', 'lake', 'prometheus-data', 'spark-checkpoints', 'temporal-db', 'worker-data']);
     const used = new Set<string>();
     for (const name of Object.keys(services)) {
       for (const [source] of mounts(name)) {
@@ -249,10 +260,10 @@ describe('docker-compose.yml', () => {
     has('worker', 'worker-data', config.dataDir);
   });
 
-  test('bind-mounted configuration lives under docker/ in the repository', () => {
+  test('bind-mounted configuration lives under docker/ (ops/ for Prometheus and Grafana) in the repository', () => {
     for (const name of Object.keys(services)) {
       for (const [source] of mounts(name).filter(([s]) => isBind(s))) {
-        assert.ok(source.startsWith('./docker/'), `${name} mounts ${source} from outside docker/`);
+        assert.ok(source.startsWith('./docker/') || source.startsWith('./ops/'), `${name} mounts ${source} from outside docker/ and ops/`);
         assert.ok(existsSync(join(PROJECT_ROOT, source)), `${name} mounts ${source}, which does not exist`);
       }
     }
@@ -295,7 +306,50 @@ describe('docker-compose.yml', () => {
         if (PASSTHROUGH.test(value)) passthrough++;
       }
     }
-    assert.ok(passthrough >= 3, 'the Temporal database password reaches postgresql, temporal-schema and temporal from the environment');
+    assert.ok(passthrough >= 4, 'the Temporal database password reaches postgresql, temporal-schema and temporal, the Grafana admin password grafana, from the environment');
+  });
+});
+
+describe('docker-compose.yml: Prometheus and Grafana (ops/)', () => {
+  const prometheus = service('prometheus');
+  const grafana = service('grafana');
+  const target = (name: string, path: string) => mounts(name).find(([source]) => source === path)?.[1];
+
+  test('publish on the host\'s loopback only', () => {
+    for (const s of [prometheus, grafana]) for (const port of s.ports ?? []) assert.match(port, /^127\.0\.0\.1:/);
+  });
+
+  test('Prometheus loads ops/prometheus\'s config and alert rules and scrapes the worker at its metrics port', () => {
+    const config = target('prometheus', './ops/prometheus/prometheus.yml');
+    assert.ok(config && prometheus.command?.includes(`--config.file=${config}`), 'runs with the mounted config');
+    assert.equal(target('prometheus', './ops/prometheus/alerts.yml'), posix.join(posix.dirname(config), 'alerts.yml'), 'the rule file sits where the config names it');
+    const targets = target('prometheus', './ops/prometheus/targets/compose.json');
+    assert.equal(targets && posix.dirname(targets), posix.join(posix.dirname(config), 'targets'), 'the targets file sits where file_sd looks');
+    const scraped = z.array(z.object({ targets: z.array(z.string()) })).parse(JSON.parse(read('ops/prometheus/targets/compose.json')));
+    const worker = loadConfig({ ...env('worker'), SMARTCITY_METRICS_HOST: dockerfileEnv().SMARTCITY_METRICS_HOST });
+    assert.deepEqual(scraped.flatMap((t) => t.targets), [`worker:${worker.metrics.port}`]);
+    assert.equal(worker.metrics.host, '0.0.0.0', 'the worker listens beyond its container\'s loopback');
+    assert.ok(!(service('worker').ports ?? []).some((p) => p.endsWith(`:${worker.metrics.port}`)), 'the worker\'s metrics stay on the compose network');
+  });
+
+  test('Grafana is provisioned with that Prometheus and the smartcity dashboard', () => {
+    const provisioning = target('grafana', './ops/grafana/provisioning');
+    assert.equal(provisioning, '/etc/grafana/provisioning');
+    const datasources = parse(read('ops/grafana/provisioning/datasources/prometheus.yml')) as { datasources: { uid: string; url: string }[] };
+    assert.deepEqual(
+      datasources.datasources.map((d) => d.url),
+      [`http://prometheus:${/--web\.listen-address=:(\d+)/.exec(prometheus.command?.join(' ') ?? '')?.[1] ?? '9090'}`],
+    );
+    const providers = parse(read('ops/grafana/provisioning/dashboards/smartcity.yml')) as { providers: { options: { path: string } }[] };
+    assert.deepEqual(providers.providers.map((p) => p.options.path), [target('grafana', './ops/grafana/dashboards')]);
+    assert.equal(env('grafana').GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH, posix.join(providers.providers[0]!.options.path, 'smartcity.json'));
+    assert.ok(existsSync(join(PROJECT_ROOT, 'ops/grafana/dashboards/smartcity.json')));
+    assert.deepEqual(Object.keys(grafana.depends_on ?? {}), ['prometheus']);
+  });
+
+  test('Grafana\'s admin password comes from the environment; viewers need no login', () => {
+    assert.match(env('grafana').GF_SECURITY_ADMIN_PASSWORD ?? '', PASSTHROUGH);
+    assert.equal(env('grafana').GF_AUTH_ANONYMOUS_ORG_ROLE, 'Viewer');
   });
 });
 
