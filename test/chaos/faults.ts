@@ -1,0 +1,338 @@
+// The faults, one at a time: each finds its victim, SIGKILLs it, brings back what the operator
+// would (the broker and Temporal with `smartcity stack up`, a worker with a new `smartcity
+// worker`; the ingest and curate jobs are the pipeline's own to restart), and measures recovery
+// as defined on each. A fault passes when recovery happened within its bound and no process the
+// tier did not kill died meanwhile.
+import { runningProcess } from '../../stack/processes';
+import { PIPELINE_WORKFLOW_ID, STREAMING_WORKFLOW_ID } from '../../workflows';
+import {
+  controllerStatus,
+  curatedStaging,
+  curateJobs,
+  ingestedOffsets,
+  ingestJvm,
+  ingestProgress,
+  isLoaded,
+  loadedSince,
+  recordOf,
+  requestBackfill,
+  sum,
+  type CurateJob,
+  type Scenario,
+} from './observe';
+import { kill, listProcesses, waitGone } from './processes';
+import { seconds, type Tier } from './tier';
+import { label, type Window } from './truth';
+
+export const FAULTS = ['broker', 'ingest', 'worker', 'temporal', 'curate'] as const;
+export type Fault = (typeof FAULTS)[number];
+
+export interface FaultSettings {
+  brokerDownSeconds: number;
+  temporalDownSeconds: number;
+}
+
+export interface FaultReport {
+  fault: Fault;
+  /** What was killed, and its pid. */
+  victim: string;
+  killedAt?: number;
+  /** Recovery as this fault defines it, in words with the figures. */
+  recovery: string;
+  /** The headline figure: kill → recovered, ms. */
+  recoveryMs?: number;
+  passed: boolean;
+  detail: string;
+}
+
+export const RECOVERY_DEFINITIONS: Record<Fault, string> = {
+  broker: 'broker SIGKILLed, kept down, `stack up`: recovered when the restarted broker acknowledged a new event and the ingest job has written every offset Kafka held then',
+  ingest: 'the Spark ingest driver (spark-submit JVM) SIGKILLed: recovered when the streaming supervisor has started a new one and its first micro-batch landed',
+  worker: 'the worker SIGKILLed while curating a backfilled window, a new worker started: recovered when that window is loaded (required within 3 min); live windows closing meanwhile must be scheduled',
+  temporal: 'the Temporal dev server SIGKILLed, kept down, `stack up`: recovered when the controller and the fleet (if still running) make progress again (their histories grow)',
+  curate: 'a curate spark-submit JVM SIGKILLed while writing the curated layer: recovered when its window is loaded',
+};
+
+const WORKER_WINDOW_DEADLINE_MS = 3 * 60_000;
+/** A live window closing during the worker's outage must have its batch run started this long after it closed. */
+const LIVE_SCHEDULING_SLACK_MS = 90_000;
+
+/** Collects the figures of a fault as they come; what did not happen ends it with a reason. */
+class Run {
+  killedAt: number | undefined;
+  victim = '—';
+  readonly figures: string[] = [];
+  readonly problems: string[] = [];
+  recoveryMs: number | undefined;
+
+  constructor(
+    readonly tier: Tier,
+    readonly fault: Fault,
+  ) {}
+
+  killed(pid: number, what: string): void {
+    kill(pid, 'SIGKILL');
+    this.record(pid, what);
+  }
+
+  /** For a victim the tier itself kills (a worker: so its exit is not taken for an incident). */
+  record(pid: number, what: string): void {
+    this.killedAt = Date.now();
+    this.victim = `${what} pid ${pid}`;
+    this.tier.log(`SIGKILL ${what} (pid ${pid})`);
+  }
+
+  since(ms: number, from = this.killedAt ?? ms): string {
+    return seconds(ms - from);
+  }
+
+  report(): FaultReport {
+    const incidents = this.tier.incidents.filter((i) => i.phase === this.fault);
+    for (const i of incidents) this.problems.push(`${i.what}; its log ends:\n      ${i.evidence.split('\n').join('\n      ')}`);
+    const passed = this.killedAt !== undefined && this.problems.length === 0;
+    return {
+      fault: this.fault,
+      victim: this.victim,
+      killedAt: this.killedAt,
+      recovery: this.figures.join('; ') || 'not recovered',
+      recoveryMs: this.recoveryMs,
+      passed,
+      detail: passed ? this.figures.join('; ') : [...this.problems, ...(this.figures.length ? [`so far: ${this.figures.join('; ')}`] : [])].join('; '),
+    };
+  }
+}
+
+async function attempt(run: Run, body: () => Promise<void>): Promise<FaultReport> {
+  try {
+    await body();
+  } catch (err) {
+    run.problems.unshift((err as Error).message);
+  }
+  return run.report();
+}
+
+export function runFault(fault: Fault, s: Scenario, settings: FaultSettings): Promise<FaultReport> {
+  const run = new Run(s.tier, fault);
+  const body = { broker: brokerFault, ingest: ingestFault, worker: workerFault, temporal: temporalFault, curate: curateFault }[fault];
+  return attempt(run, () => body(run, s, settings));
+}
+
+async function brokerFault(run: Run, s: Scenario, settings: FaultSettings): Promise<void> {
+  const { tier } = s;
+  await tier.until('the replay to get events into Kafka', 5 * 60_000, async () => ((sum(await tier.watermarks()) >= 200 ? true : undefined)));
+  const broker = runningProcess(tier.dataDir, 'kafka');
+  if (!broker) throw new Error('no running Kafka broker is recorded in <data dir>/run/kafka.json');
+  run.killed(broker.pid, 'Kafka broker');
+  await waitGone([broker.pid], 10_000);
+  await tier.pause(settings.brokerDownSeconds * 1000);
+  await tier.stackUp();
+  const restartedAt = Date.now();
+  run.figures.push(`down ${run.since(restartedAt)}`);
+  tier.log(`Kafka broker back after ${run.since(restartedAt)} (smartcity stack up)`);
+  const atRestart = sum(await tier.watermarks());
+  const firstAckAt = await tier.until(
+    'the restarted broker acknowledging a new event of the replay',
+    3 * 60_000,
+    async () => ((sum(await tier.watermarks()) > atRestart ? Date.now() : undefined)),
+    1_000,
+  );
+  run.figures.push(`first acknowledged event ${run.since(firstAckAt, restartedAt)} after the restart`);
+  const target = await tier.watermarks();
+  const caughtUpAt = await tier.until(
+    `the ingest job writing every offset Kafka held ${seconds(Date.now() - firstAckAt)} after the first new acknowledgement`,
+    5 * 60_000,
+    () => {
+      const done = ingestedOffsets(ingestProgress(s));
+      return [...target].every(([partition, high]) => high === 0 || (done.get(partition) ?? 0) >= high) ? Date.now() : undefined;
+    },
+  );
+  run.figures.push(`ingest caught up ${run.since(caughtUpAt, restartedAt)} after the restart`);
+  run.recoveryMs = caughtUpAt - run.killedAt!;
+}
+
+async function ingestFault(run: Run, s: Scenario): Promise<void> {
+  const { tier } = s;
+  const jvm = await tier.until('the ingest job running with a micro-batch written', 5 * 60_000, () => (ingestProgress(s).length > 0 ? ingestJvm(s) : undefined));
+  run.killed(jvm.pid, 'Spark ingest driver (spark-submit JVM of smartcity-ingest)');
+  const killedAt = run.killedAt!;
+  await waitGone([jvm.pid], 10_000);
+  const next = await tier.until('the streaming supervisor starting a new ingest job', 5 * 60_000, () => {
+    const now = ingestJvm(s);
+    return now && now.pid !== jvm.pid ? now : undefined;
+  });
+  const restartedAt = Date.now();
+  run.figures.push(`restarted by the supervisor after ${run.since(restartedAt)} (pid ${next.pid})`);
+  const batch = await tier.until("a micro-batch of the restarted ingest job landing", 5 * 60_000, () =>
+    ingestProgress(s).find((line) => Date.parse(line.ingest_time) >= killedAt),
+  );
+  const landedAt = Date.parse(batch.ingest_time) + batch.duration_ms;
+  run.figures.push(`micro-batch ${batch.batch_id} (${batch.consumed} records) landed ${run.since(landedAt)} after the kill`);
+  run.recoveryMs = landedAt - killedAt;
+  const left = listProcesses().filter((p) => p.pgid === jvm.pgid);
+  if (left.length > 0) run.problems.push(`processes of the killed job are still alive: ${left.map((p) => `${p.pid} ${p.argv.slice(0, 2).join(' ')}`).join(', ')}`);
+}
+
+/** The next instant a live window closes, at least `leadMs` from now. */
+async function nextLiveClose(s: Scenario, leadMs: number): Promise<number> {
+  const status = await controllerStatus(s);
+  let close = Date.parse(status.cursor.closesAt);
+  while (close < Date.now() + leadMs) close += s.windowMs;
+  return close;
+}
+
+/**
+ * Makes sure a replay window gets curated soon: when none is running or waiting, the earliest
+ * loaded one is backfilled again with force (a re-run must give the same rows anyway).
+ */
+async function demandCurate(s: Scenario): Promise<void> {
+  const status = await controllerStatus(s);
+  const busy = s.windows.some(
+    (w) => status.running.some((r) => Date.parse(r.window.from) === w.fromMs) || status.queue.some((q) => Date.parse(q.window.from) === w.fromMs),
+  );
+  if (busy) return;
+  const loaded = s.windows.find((w) => isLoaded(status, w));
+  if (loaded) await requestBackfill(s, [loaded], true);
+}
+
+async function workerFault(run: Run, s: Scenario): Promise<void> {
+  const { tier } = s;
+  const worker = tier.worker;
+  if (!worker) throw new Error('no worker is running');
+  // Killed while a live window is about to close, so the kill also shows whether the live
+  // schedule goes on without the dead worker's activity.
+  let demandedAt = 0;
+  const target = await tier.until('a backfill curate job running shortly before a live window closes', 2 * s.windowMs + 5 * 60_000, async () => {
+    const close = await nextLiveClose(s, 0);
+    const lead = close - Date.now();
+    if (lead < 200_000 && Date.now() - demandedAt > 120_000) {
+      demandedAt = Date.now();
+      await demandCurate(s);
+    }
+    const job = curateJobs(s).find((j) => j.replay);
+    return job && lead >= 15_000 && lead <= 150_000 ? { job, close } : undefined;
+  }, 1_000);
+  const window = target.job.replay!;
+  const liveFromMs = target.close - s.latenessMs - s.windowMs;
+  tier.log(`curate of ${label(window)} running (pid ${target.job.jvm.pid}); live window ${new Date(liveFromMs).toISOString().slice(11, 16)} closes in ${seconds(target.close - Date.now())}`);
+  tier.killWorker(worker);
+  run.record(worker.pid, 'worker node process');
+  const killedAt = run.killedAt!;
+  const replacement = await tier.startWorker();
+  run.figures.push(`new worker (pid ${replacement.pid}) polling ${run.since(Date.now())} after the kill`);
+
+  let liveScheduledAt: number | undefined;
+  let loadedAt: number | undefined;
+  try {
+    await tier.until(`window ${label(window)} loaded within ${seconds(WORKER_WINDOW_DEADLINE_MS)} of the kill`, killedAt + WORKER_WINDOW_DEADLINE_MS - Date.now(), async () => {
+      const status = await controllerStatus(s);
+      if (liveScheduledAt === undefined && (recordOf(status, liveFromMs) || status.running.some((r) => Date.parse(r.window.from) === liveFromMs))) liveScheduledAt = Date.now();
+      const record = loadedSince(status, window.fromMs, killedAt);
+      if (record) loadedAt = Date.parse(record.loadedAt!);
+      return loadedAt;
+    });
+  } catch (err) {
+    run.problems.push(`${(err as Error).message}${await stuckEvidence(s, window)}`);
+  }
+  if (loadedAt !== undefined) {
+    run.recoveryMs = loadedAt - killedAt;
+    run.figures.push(`window ${label(window)} loaded ${run.since(loadedAt)} after the kill`);
+  }
+  // The live window may close after the curate recovered: follow it to its deadline either way.
+  const liveDeadline = target.close + LIVE_SCHEDULING_SLACK_MS;
+  if (liveScheduledAt === undefined) {
+    liveScheduledAt = await tier
+      .until(`live window ${new Date(liveFromMs).toISOString().slice(11, 16)} started`, Math.max(0, liveDeadline - Date.now()), async () => {
+        const status = await controllerStatus(s);
+        return recordOf(status, liveFromMs) || status.running.some((r) => Date.parse(r.window.from) === liveFromMs) ? Date.now() : undefined;
+      })
+      .catch(() => undefined);
+  }
+  const live = new Date(liveFromMs).toISOString().slice(11, 16);
+  if (liveScheduledAt === undefined || liveScheduledAt > liveDeadline) {
+    run.problems.push(`live window ${live}, closed ${seconds(target.close - killedAt)} after the kill, was not started within ${seconds(LIVE_SCHEDULING_SLACK_MS)} of closing`);
+  } else {
+    run.figures.push(`live window ${live} (closed ${seconds(target.close - killedAt)} after the kill) started ${seconds(Math.max(0, liveScheduledAt - target.close))} after closing`);
+  }
+}
+
+/** Why a window did not load: its batch run's pending activities as Temporal describes them. */
+async function stuckEvidence(s: Scenario, window: Window): Promise<string> {
+  try {
+    const status = await controllerStatus(s);
+    const record = recordOf(status, window.fromMs);
+    if (!record) return '; the controller has no record of the window';
+    const description = await s.tier.ask((client) => client.workflow.getHandle(record.workflowId).describe());
+    const pending = (description.raw.pendingActivities ?? []).map((a) => {
+      const heartbeat = a.lastHeartbeatTime?.seconds ? new Date(Number(a.lastHeartbeatTime.seconds) * 1000).toISOString().slice(11, 19) : 'never';
+      return `${a.activityType?.name} attempt ${a.attempt}, last heartbeat ${heartbeat}, on ${a.lastWorkerIdentity || '?'}`;
+    });
+    return `; its batch run ${record.workflowId} is ${description.status.name}, pending: ${pending.join('; ') || 'none'}`;
+  } catch (err) {
+    return `; (describing its batch run failed: ${(err as Error).message})`;
+  }
+}
+
+async function historyLengths(s: Scenario): Promise<{ controller: string; fleet: string | undefined }> {
+  const describe = async (id: string, runId?: string) => {
+    const d = await s.tier.ask((client) => client.workflow.getHandle(id, runId).describe());
+    return { key: `${d.runId}:${d.historyLength}`, running: d.status.name === 'RUNNING' };
+  };
+  const controller = await describe(PIPELINE_WORKFLOW_ID);
+  const fleet = s.fleet ? await describe(s.fleet.workflowId) : undefined;
+  return { controller: controller.key, fleet: fleet?.running ? fleet.key : undefined };
+}
+
+async function temporalFault(run: Run, s: Scenario, settings: FaultSettings): Promise<void> {
+  const { tier } = s;
+  const server = runningProcess(tier.dataDir, 'temporal');
+  if (!server) throw new Error('no running Temporal dev server is recorded in <data dir>/run/temporal.json');
+  run.killed(server.pid, 'Temporal dev server');
+  await waitGone([server.pid], 10_000);
+  await tier.pause(settings.temporalDownSeconds * 1000);
+  await tier.stackUp();
+  const restartedAt = Date.now();
+  run.figures.push(`down ${run.since(restartedAt)}`);
+  tier.log(`Temporal dev server back after ${run.since(restartedAt)} (smartcity stack up)`);
+  const before = await tier.until('Temporal answering a describe after the restart', 60_000, () => historyLengths(s));
+  const progressedAt = await tier.until(`the controller${before.fleet ? ' and the fleet' : ''} making progress after the restart`, 3 * 60_000, async () => {
+    const now = await historyLengths(s);
+    const controller = now.controller !== before.controller;
+    const fleet = before.fleet === undefined || now.fleet !== before.fleet;
+    return controller && fleet ? Date.now() : undefined;
+  });
+  run.figures.push(`controller${before.fleet ? ' and fleet' : ''} progressing ${run.since(progressedAt, restartedAt)} after the restart`);
+  run.recoveryMs = progressedAt - run.killedAt!;
+  const streaming = await tier.ask((client) => client.workflow.getHandle(STREAMING_WORKFLOW_ID).describe()).catch(() => undefined);
+  if (streaming && streaming.status.name !== 'RUNNING') run.problems.push(`the streaming supervisor is ${streaming.status.name} after the restart`);
+}
+
+async function curateFault(run: Run, s: Scenario): Promise<void> {
+  const { tier } = s;
+  let demandedAt = 0;
+  let job: CurateJob | undefined;
+  let staging: string[] = [];
+  await tier.until('a curate job of a replay window writing the curated layer', 10 * 60_000, async () => {
+    if (Date.now() - demandedAt > 120_000) {
+      demandedAt = Date.now();
+      await demandCurate(s);
+    }
+    job = curateJobs(s).find((j) => j.replay);
+    if (!job) return undefined;
+    // The write is short: look closely while this job runs.
+    for (let i = 0; i < 50; i++) {
+      staging = curatedStaging(s);
+      if (staging.length > 0) return true;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    return undefined;
+  }, 500);
+  const window = job!.replay!;
+  run.killed(job!.jvm.pid, `curate spark-submit JVM of ${label(window)} (writing ${staging.join(', ')})`);
+  const killedAt = run.killedAt!;
+  const record = await tier.until(`window ${label(window)} loaded after its curate job was killed`, 8 * 60_000, async () =>
+    loadedSince(await controllerStatus(s), window.fromMs, killedAt),
+  );
+  const loadedAt = Date.parse(record.loadedAt!);
+  run.figures.push(`window ${label(window)} loaded ${run.since(loadedAt)} after the kill (batch run ${record.workflowId}, attempt ${record.attempts})`);
+  run.recoveryMs = loadedAt - killedAt;
+}
