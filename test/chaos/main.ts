@@ -7,16 +7,15 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../config';
-import { createKafka, KEY_PARTITIONER } from '../../kafka/client';
 import { SOURCES, type Source } from '../../schemas';
 import { fleetSimulation, PIPELINE_WORKFLOW_ID, STREAMING_WORKFLOW_ID, type PipelineStatus } from '../../workflows';
 import { lakeIds, quarantineRows, warehouseContents, windowKey, type IdCounts } from '../helpers/lake';
 import { BackfillFeeder } from './backfill';
 import { FAULTS, RECOVERY_DEFINITIONS, runFault, type Fault, type FaultReport, type FaultSettings } from './faults';
-import { controllerStatus, ingestJvm, isLoaded, windowState, type Scenario } from './observe';
-import { describe as describeProcess, processesOf } from './processes';
-import { killAll, seconds, Tier, TierAborted } from './tier';
-import { compareIds, compareQuarantine, expectedEvents, label, malformedRecords, total, windowsCovering, type Malformed, type Window } from './truth';
+import { controllerStatus, ingestJvm, injectMalformed, isLoaded, windowState, type Scenario } from './observe';
+import { describe as describeProcess, killAll, processesOf } from '../helpers/processes';
+import { seconds, Tier, TierAborted } from './tier';
+import { compareIds, compareQuarantine, expectedEvents, label, total, windowsCovering, type Window } from './truth';
 
 interface Variant {
   vehicles: number;
@@ -31,8 +30,8 @@ interface Variant {
 }
 
 const VARIANTS: Record<'full' | 'short', Variant> = {
-  full: { vehicles: 4, durationMinutes: 40, speedup: 2, faults: FAULTS, settings: { brokerDownSeconds: 35, temporalDownSeconds: 15 }, totalMinutes: 120, finalWaitMinutes: 25 },
-  short: { vehicles: 2, durationMinutes: 15, speedup: 2, faults: FAULTS, settings: { brokerDownSeconds: 30, temporalDownSeconds: 10 }, totalMinutes: 45, finalWaitMinutes: 12 },
+  full: { vehicles: 4, durationMinutes: 40, speedup: 2, faults: FAULTS, settings: { brokerDownSeconds: 35, temporalDownSeconds: 15, alignWorkerKill: true }, totalMinutes: 120, finalWaitMinutes: 25 },
+  short: { vehicles: 2, durationMinutes: 20, speedup: 2, faults: FAULTS, settings: { brokerDownSeconds: 30, temporalDownSeconds: 10, alignWorkerKill: false }, totalMinutes: 45, finalWaitMinutes: 12 },
 };
 
 const SEED = 1107;
@@ -41,25 +40,6 @@ const LATENESS_SECONDS = 30;
 const HOURS_AGO = 3;
 /** No window loaded for this long while some still wait: the end stops waiting and says which. */
 const STALL_MS = 6 * 60_000;
-
-async function inject(tier: Tier, records: Malformed[]): Promise<void> {
-  await tier.until(`Kafka accepting the ${records.length} malformed records`, 3 * 60_000, async () => {
-    const producer = createKafka(tier.config, { log: () => undefined }).producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: false,
-      createPartitioner: KEY_PARTITIONER,
-    });
-    await producer.connect();
-    try {
-      for (const r of records) await producer.send({ topic: r.topic, acks: -1, messages: [{ key: r.key, value: r.value }] });
-    } finally {
-      await producer.disconnect();
-    }
-    return true;
-  });
-  tier.log(`injected ${records.length} malformed records: ${records.map((r) => `${r.key} → ${r.topic} (${r.kind})`).join(', ')}`);
-}
 
 /** The replay's outcome in words; waits for it until `deadlineMs`. */
 async function fleetOutcome(s: Scenario, deadlineMs: number): Promise<string> {
@@ -126,7 +106,11 @@ async function stopEverything(s: Scenario): Promise<string[]> {
         const d = await tier.ask((client) => client.workflow.getHandle(id).describe());
         return d.status.name === 'RUNNING' ? undefined : d.status.name;
       })
-      .catch((err: unknown) => notes.push((err as Error).message));
+      .catch(async (err: unknown) => {
+        const d = await tier.ask((client) => client.workflow.getHandle(id).describe()).catch(() => undefined);
+        const children = (d?.raw.pendingChildren ?? []).map((c) => c.workflowId).filter(Boolean);
+        notes.push(`${(err as Error).message}${children.length ? ` (it still waits for ${children.join(', ')})` : ''}`);
+      });
   }
   await tier.until('the ingest job to exit after pipeline stop', 2 * 60_000, () => (ingestJvm(s) ? undefined : true)).catch((err: unknown) => notes.push((err as Error).message));
   notes.push(...(await tier.stopWorkers()));
@@ -142,7 +126,7 @@ async function scenario(tier: Tier, variant: Variant, reports: FaultReport[]): P
   const replay = { vehicles: variant.vehicles, seed: SEED, start, durationMinutes: variant.durationMinutes, speedup: variant.speedup };
   const expected = expectedEvents(replay);
   const windows = windowsCovering(start.getTime(), start.getTime() + variant.durationMinutes * 60_000, windowMs);
-  const s: Scenario = { tier, replay, windows, windowMs, latenessMs: LATENESS_SECONDS * 1000, fleet: undefined };
+  const s: Scenario = { tier, replay, windows, windowMs, latenessMs: LATENESS_SECONDS * 1000, fleet: undefined, injected: [] };
   tier.log(
     `replay: ${replay.vehicles} vehicles, seed ${SEED}, from ${start.toISOString()}, ${replay.durationMinutes} min at ×${replay.speedup} ` +
       `(${seconds((replay.durationMinutes * 60_000) / replay.speedup)} of producing): ${total(expected)} events in ${windows.length} windows of ${WINDOW_MINUTES} min`,
@@ -167,9 +151,7 @@ async function scenario(tier: Tier, variant: Variant, reports: FaultReport[]): P
   });
   const fleetDeadline = Date.now() + (replay.durationMinutes * 60_000) / replay.speedup + 10 * 60_000;
   tier.log(`fleet workflow ${s.fleet.workflowId} started`);
-  const injected: Malformed[] = malformedRecords(1);
-  await inject(tier, injected);
-  let secondWave = false;
+  await injectMalformed(s, 1);
   const feeder = new BackfillFeeder(s, expected);
 
   for (const fault of variant.faults) {
@@ -179,15 +161,10 @@ async function scenario(tier: Tier, variant: Variant, reports: FaultReport[]): P
     reports.push(report);
     tier.check(`fault ${fault}`, report.passed, report.detail);
     tier.phase = 'between faults';
-    // The second wave goes in once the ingest job has been killed: quarantine must survive its restart.
-    if (!secondWave && (fault === 'ingest' || fault === variant.faults.at(-1))) {
-      secondWave = true;
-      const wave = malformedRecords(2);
-      await inject(tier, wave);
-      injected.push(...wave);
-    }
     if (tier.aborted) throw new TierAborted('interrupted');
   }
+  // The ingest fault injects the second wave into the restarting job; without that fault it goes in now.
+  if (!s.injected.some((r) => r.key.startsWith('chaos-malformed-2-'))) await injectMalformed(s, 2);
 
   tier.phase = 'final';
   const fleet = await fleetOutcome(s, fleetDeadline);
@@ -201,10 +178,12 @@ async function scenario(tier: Tier, variant: Variant, reports: FaultReport[]): P
   await tier.pause(2_000);
   const left = processesOf(tier.dataDir);
   tier.check(
-    'no process of the data folder left after pipeline stop, worker SIGTERM and stack down',
+    'stop: pipeline stop closes the pipeline; after worker SIGTERM and stack down no process of the data folder is left',
     left.length === 0 && stopNotes.length === 0,
-    [...stopNotes, ...(left.length ? [`still running: ${left.map((p) => `${describeProcess(p)}: ${p.argv.join(' ').slice(0, 160)}`).join('; ')}`] : [])].join('; ') ||
-      'none left',
+    [
+      ...stopNotes,
+      left.length ? `still running: ${left.map((p) => `${describeProcess(p)}: ${p.argv.join(' ').slice(0, 160)}`).join('; ')}` : 'no process of the data folder left',
+    ].join('; '),
   );
 
   const state = (w: Window) => windowState(final, w);
@@ -218,7 +197,7 @@ async function scenario(tier: Tier, variant: Variant, reports: FaultReport[]): P
   const warehouse = await warehouseContents(join(tier.dataDir, 'warehouse.duckdb'), SOURCES);
   const inWarehouse = compareIds(expected, warehouse.ids, windows, state, 'exactly-once');
   tier.check('warehouse: each generated event exactly once', inWarehouse.passed, inWarehouse.detail);
-  const quarantine = compareQuarantine(injected, await quarantineRows(tier.lakeRoot, SOURCES));
+  const quarantine = compareQuarantine(s.injected, await quarantineRows(tier.lakeRoot, SOURCES));
   tier.check('quarantine: exactly the injected malformed records, each with its reason', quarantine.passed, quarantine.detail);
 
   const notLoaded = windowsOutcome.due.filter((w) => !final || !isLoaded(final, w));

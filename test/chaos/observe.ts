@@ -4,11 +4,12 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { DEFAULT_STREAMING_JOB, PIPELINE_WORKFLOW_ID, pipelineStatusQuery, requestBackfillUpdate, type BackfillOutcome, type PipelineStatus, type WindowRecord } from '../../workflows';
+import { createKafka, KEY_PARTITIONER } from '../../kafka/client';
 import { SOURCES } from '../../schemas';
 import { readProgress, type IngestProgress } from '../../spark/runner';
-import { argValue, sparkJvms, type ProcessInfo } from './processes';
+import { argValue, sparkJvms, type ProcessInfo } from '../helpers/processes';
 import type { Tier } from './tier';
-import { label, type Replay, type Window } from './truth';
+import { label, malformedRecords, type Malformed, type Replay, type Window } from './truth';
 
 export interface Scenario {
   tier: Tier;
@@ -18,6 +19,8 @@ export interface Scenario {
   windowMs: number;
   latenessMs: number;
   fleet: WorkflowHandle | undefined;
+  /** The malformed records sent so far: quarantine must hold exactly these. */
+  injected: Malformed[];
 }
 
 export function controllerStatus(s: Scenario): Promise<PipelineStatus> {
@@ -123,3 +126,25 @@ export async function requestBackfill(s: Scenario, windows: Window[], force: boo
 }
 
 export const sum = (offsets: Map<string, number>) => [...offsets.values()].reduce((a, b) => a + b, 0);
+
+/** Sends one wave of malformed records, each to its topic, acknowledged by Kafka (acks = all). */
+export async function injectMalformed(s: Scenario, wave: 1 | 2): Promise<void> {
+  const records = malformedRecords(wave);
+  await s.tier.until(`Kafka accepting the ${records.length} malformed records`, 3 * 60_000, async () => {
+    const producer = createKafka(s.tier.config, { log: () => undefined }).producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      createPartitioner: KEY_PARTITIONER,
+    });
+    await producer.connect();
+    try {
+      for (const r of records) await producer.send({ topic: r.topic, acks: -1, messages: [{ key: r.key, value: r.value }] });
+    } finally {
+      await producer.disconnect();
+    }
+    return true;
+  });
+  s.injected.push(...records);
+  s.tier.log(`injected ${records.length} malformed records: ${records.map((r) => `${r.key} → ${r.topic} (${r.kind})`).join(', ')}`);
+}

@@ -11,7 +11,7 @@ import { loadConfig, PROJECT_ROOT, type Config } from '../../config';
 import { createKafka } from '../../kafka/client';
 import { SOURCES, TOPICS } from '../../schemas';
 import { connectClient } from '../../temporal/connection';
-import { describe as describeProcess, isAlive, kill, processesOf, waitGone } from './processes';
+import { isAlive, kill, killAll, waitGone } from '../helpers/processes';
 
 /** The tier's ports before SMARTCITY_TEST_PORT_OFFSET: clear of the suite's (27233, 29092, …). */
 const BASE_PORTS = { temporal: 25233, temporalUi: 26233, kafka: 31092, kafkaController: 31093 };
@@ -75,6 +75,15 @@ export function seconds(ms: number): string {
 function tail(path: string, lines: number): string {
   if (!existsSync(path)) return '(no log)';
   return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/** What a crashed process's log says killed it: the first error line of its tail and where it was thrown. */
+function crashEvidence(path: string): string {
+  const lines = tail(path, 100).split('\n');
+  const at = lines.findIndex((line) => /^\w*(Error|Exception)\b.*:|unhandled|Unhandled/.test(line));
+  if (at < 0) return lines.slice(-6).join('\n');
+  const frame = lines.slice(at + 1).find((line) => /^\s+at /.test(line));
+  return [lines[at]!, ...(frame ? [frame.trim()] : [])].join('\n');
 }
 
 export class Tier {
@@ -236,7 +245,7 @@ export class Tier {
     child.on('exit', (code, signal) => {
       worker.exited = true;
       if (worker.expected || this.stopping) return;
-      const evidence = tail(log, 12);
+      const evidence = crashEvidence(log);
       this.incidents.push({ at: Date.now(), phase: this.phase, what: `worker ${n} (pid ${worker.pid}) exited by itself (${signal ?? `exit code ${code}`})`, evidence });
       this.log(`INCIDENT: worker ${n} (pid ${worker.pid}) exited by itself (${signal ?? `exit code ${code}`}); last lines of ${log}:\n${evidence}`);
       this.log('starting a replacement worker so the scenario goes on');
@@ -290,17 +299,4 @@ export class Tier {
     return killAll(this.dataDir);
   }
 
-}
-
-/** SIGTERM, then SIGKILL, to every process of the data folder; returns what was found. */
-export async function killAll(dataDir: string): Promise<string[]> {
-  const found = processesOf(dataDir);
-  for (const p of found) kill(p.pid, 'SIGTERM');
-  const left = await waitGone(
-    found.map((p) => p.pid),
-    10_000,
-  );
-  for (const pid of left) kill(pid, 'SIGKILL');
-  await waitGone(left, 5_000);
-  return found.map(describeProcess);
 }

@@ -21,6 +21,7 @@ import { fleetEvents } from '../../producers/fleet';
 import { SOURCES, type SmartCityEvent, type Source } from '../../schemas';
 import { runSparkJob } from '../../spark/runner';
 import { lakeIds, warehouseContents, type IdCounts } from '../helpers/lake';
+import { killAll } from '../helpers/processes';
 
 const run = randomUUID().slice(0, 8);
 const dataDir = mkdtempSync(join(tmpdir(), 'smartcity-duplicates-'));
@@ -74,7 +75,7 @@ function assertHolds(what: string, actual: IdCounts, want: Map<string, number>):
   assert.deepEqual(wrong.slice(0, 10), [], `${what}: ${wrong.length} event id(s) with the wrong number of copies`);
 }
 
-describe('an event produced twice goes through ingest, curate and the warehouse once', { timeout: 15 * 60_000 }, () => {
+describe('an event produced twice goes through ingest, curate and the warehouse once', { timeout: 30 * 60_000 }, () => {
   after(async () => {
     const admin = createKafka(config).admin();
     await admin.connect();
@@ -84,6 +85,8 @@ describe('an event produced twice goes through ingest, curate and the warehouse 
     } finally {
       await admin.disconnect();
     }
+    // A job cut short by a timeout must not outlive the test.
+    await killAll(dataDir);
     rmSync(dataDir, { recursive: true, force: true });
   });
 

@@ -1,6 +1,6 @@
-// The tier's view of the machine's processes, from /proc: which belong to its data folder (by
+// Tests' view of the machine's processes, from /proc: which belong to a data folder (by
 // command line or by the SMARTCITY_DATA_DIR they inherited), which of them is the JVM of a Spark
-// job, and killing by pid. Only processes of the tier's own data folder are ever signalled.
+// job, and killing by pid. Callers signal only processes of their own data folder.
 import { readFileSync, readdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -99,4 +99,17 @@ export async function waitGone(pids: number[], timeoutMs: number): Promise<numbe
 export function describe(p: ProcessInfo): string {
   const script = p.argv.find((arg) => /\.(py|ts)$/.test(arg)) ?? p.argv[0] ?? '?';
   return `pid ${p.pid} (${script.split('/').slice(-2).join('/')}${p.argv.includes('worker') ? ' worker' : ''})`;
+}
+
+/** SIGTERM, then SIGKILL, to every process of the data folder; returns what was found. */
+export async function killAll(dataDir: string): Promise<string[]> {
+  const found = processesOf(dataDir);
+  for (const p of found) kill(p.pid, 'SIGTERM');
+  const left = await waitGone(
+    found.map((p) => p.pid),
+    10_000,
+  );
+  for (const pid of left) kill(pid, 'SIGKILL');
+  await waitGone(left, 5_000);
+  return found.map(describe);
 }
