@@ -4,7 +4,7 @@
 // as defined on each. A fault passes when recovery happened within its bound and no process the
 // tier did not kill died meanwhile.
 import { runningProcess } from '../../stack/processes';
-import { PIPELINE_WORKFLOW_ID, STREAMING_WORKFLOW_ID } from '../../workflows';
+import { fleetStatusQuery, STREAMING_WORKFLOW_ID } from '../../workflows';
 import {
   controllerStatus,
   curatedStaging,
@@ -55,7 +55,7 @@ export const RECOVERY_DEFINITIONS: Record<Fault, string> = {
   broker: 'broker SIGKILLed, kept down, `stack up`: recovered when the restarted broker acknowledged a new event and the ingest job has written every offset Kafka held then',
   ingest: 'the Spark ingest driver (spark-submit JVM) SIGKILLed, malformed records sent: recovered when the streaming supervisor has started a new one and its first micro-batch landed',
   worker: 'the worker SIGKILLed while curating a backfilled window, a new worker started: recovered when that window is loaded (required within 3 min); live windows closing meanwhile must be scheduled',
-  temporal: 'the Temporal dev server SIGKILLed, kept down, `stack up`: recovered when the controller and the fleet (if still running) make progress again (their histories grow)',
+  temporal: 'the Temporal dev server SIGKILLed, kept down, `stack up`: recovered when the worker answers queries and has advanced the controller (its history) and the fleet, if still running (events acknowledged)',
   curate: 'a curate spark-submit JVM SIGKILLed while writing the curated layer: recovered when its window is loaded',
 };
 
@@ -301,14 +301,15 @@ async function liveLaneEvidence(s: Scenario): Promise<string> {
   return `; the live lane is held by ${held.join('; ')}`;
 }
 
-async function historyLengths(s: Scenario): Promise<{ controller: string; fleet: string | undefined }> {
-  const describe = async (id: string, runId?: string) => {
-    const d = await s.tier.ask((client) => client.workflow.getHandle(id, runId).describe());
-    return { key: `${d.runId}:${d.historyLength}`, running: d.status.name === 'RUNNING' };
-  };
-  const controller = await describe(PIPELINE_WORKFLOW_ID);
-  const fleet = s.fleet ? await describe(s.fleet.workflowId) : undefined;
-  return { controller: controller.key, fleet: fleet?.running ? fleet.key : undefined };
+/** What the workers report (queries run on a worker): the controller's history length, the fleet's events so far. */
+async function progressMarks(s: Scenario): Promise<{ controller: number; fleet: number | undefined }> {
+  const controller = (await controllerStatus(s)).historyLength;
+  if (!s.fleet) return { controller, fleet: undefined };
+  const fleet = s.fleet;
+  const running = (await s.tier.ask(() => fleet.describe())).status.name === 'RUNNING';
+  if (!running) return { controller, fleet: undefined };
+  const status = await s.tier.ask(() => fleet.query(fleetStatusQuery));
+  return { controller, fleet: Object.values(status.totals).reduce((a, b) => a + b, 0) };
 }
 
 async function temporalFault(run: Run, s: Scenario, settings: FaultSettings): Promise<void> {
@@ -322,14 +323,15 @@ async function temporalFault(run: Run, s: Scenario, settings: FaultSettings): Pr
   const restartedAt = Date.now();
   run.figures.push(`down ${run.since(restartedAt)}`);
   tier.log(`Temporal dev server back after ${run.since(restartedAt)} (smartcity stack up)`);
-  const before = await tier.until('Temporal answering a describe after the restart', 60_000, () => historyLengths(s));
-  const progressedAt = await tier.until(`the controller${before.fleet ? ' and the fleet' : ''} making progress after the restart`, 3 * 60_000, async () => {
-    const now = await historyLengths(s);
-    const controller = now.controller !== before.controller;
-    const fleet = before.fleet === undefined || now.fleet !== before.fleet;
-    return controller && fleet ? Date.now() : undefined;
+  const before = await tier.until('the worker answering queries again after the restart', 3 * 60_000, () => progressMarks(s));
+  run.figures.push(`worker answering queries ${run.since(Date.now(), restartedAt)} after the restart`);
+  const what = `the controller${before.fleet === undefined ? '' : ' and the fleet'} making progress after the restart`;
+  const progressedAt = await tier.until(what, 3 * 60_000, async () => {
+    const now = await progressMarks(s);
+    const fleet = before.fleet === undefined || now.fleet === undefined || now.fleet > before.fleet;
+    return now.controller > before.controller && fleet ? Date.now() : undefined;
   });
-  run.figures.push(`controller${before.fleet ? ' and fleet' : ''} progressing ${run.since(progressedAt, restartedAt)} after the restart`);
+  run.figures.push(`controller${before.fleet === undefined ? '' : ' and fleet'} progressing ${run.since(progressedAt, restartedAt)} after the restart`);
   run.recoveryMs = progressedAt - run.killedAt!;
   const streaming = await tier.ask((client) => client.workflow.getHandle(STREAMING_WORKFLOW_ID).describe()).catch(() => undefined);
   if (streaming && streaming.status.name !== 'RUNNING') run.problems.push(`the streaming supervisor is ${streaming.status.name} after the restart`);
