@@ -70,7 +70,7 @@ async function waitForWindows(s: Scenario, liveStartMs: number, feeder: Backfill
   let status: PipelineStatus | undefined;
   for (;;) {
     status = await controllerStatus(s).catch(() => status);
-    const replayDone = feeder.gaveUp !== undefined || s.windows.every((w) => feeder.requested.has(w.key) && status !== undefined && isLoaded(status, w));
+    const replayDone = s.windows.every((w) => !feeder.requested.has(w.key) || (status !== undefined && isLoaded(status, w)));
     if (replayDone && !liveFixed) {
       // The live windows that closed by now are owed too; later ones are not waited for.
       liveFixed = true;
@@ -78,13 +78,15 @@ async function waitForWindows(s: Scenario, liveStartMs: number, feeder: Backfill
       due = [...s.windows, ...live];
       tier.log(`replay windows done; waiting for the ${live.length} live window(s) closed by now`);
     }
-    const loaded = status ? due.filter((w) => isLoaded(status!, w)).length : 0;
+    // A replay window never backfilled cannot load: the checks name it, waiting for it is pointless.
+    const owed = due.filter((w) => !s.windows.includes(w) || feeder.requested.has(w.key));
+    const loaded = status ? owed.filter((w) => isLoaded(status!, w)).length : 0;
     if (loaded !== loadedBefore) changedAt = Date.now();
     loadedBefore = loaded;
-    if (liveFixed && loaded === due.length) return { status, due, note: '' };
+    if (liveFixed && loaded === owed.length) return { status, due, note: '' };
     const stalled = Date.now() - changedAt > STALL_MS;
     if (stalled || Date.now() > hardEnd || tier.aborted) {
-      const waiting = due.filter((w) => !status || !isLoaded(status, w));
+      const waiting = owed.filter((w) => !status || !isLoaded(status, w));
       const why = stalled ? `no window loaded for ${seconds(STALL_MS)}` : `the final wait of ${variant.finalWaitMinutes} min ran out`;
       const note = `${why}; not loaded: ${waiting.map((w) => `${label(w)} (${windowState(status, w)})`).join(', ')}`;
       tier.log(`stopped waiting for windows: ${note}`);
@@ -169,8 +171,15 @@ async function scenario(tier: Tier, variant: Variant, reports: FaultReport[]): P
   tier.phase = 'final';
   const fleet = await fleetOutcome(s, fleetDeadline);
   tier.log(fleet);
-  await Promise.race([feeder.done, tier.pause(variant.finalWaitMinutes * 60_000)]);
+  const fed = await tier
+    .until('every replay window backfilled', variant.finalWaitMinutes * 60_000, () => {
+      if (feeder.requested.size === windows.length) return '';
+      if (Date.now() - feeder.progressAt > STALL_MS) return `raw gained no event of a waiting window for ${seconds(STALL_MS)}: ${feeder.waitingFor}`;
+      return undefined;
+    }, 5_000)
+    .catch((err: unknown) => `${(err as Error).message}: ${feeder.waitingFor}`);
   feeder.stop();
+  if (fed) tier.log(`backfill feeding stopped: ${fed}`);
   const windowsOutcome = await waitForWindows(s, liveStartMs, feeder, variant);
   const final = windowsOutcome.status;
   const stopNotes = await stopEverything(s);
@@ -190,7 +199,7 @@ async function scenario(tier: Tier, variant: Variant, reports: FaultReport[]): P
   const read = async (layer: 'raw' | 'curated') =>
     Object.fromEntries(await Promise.all(SOURCES.map(async (source) => [source, await lakeIds(tier.lakeRoot, layer, source)] as const))) as Record<Source, IdCounts>;
   const raw = compareIds(expected, await read('raw'), windows, state, 'at-least-once');
-  const feeding = feeder.gaveUp ? `; backfill feeding stopped: ${feeder.gaveUp}` : '';
+  const feeding = fed ? `; backfill feeding stopped: ${fed}` : '';
   tier.check('raw: every generated event landed (no acknowledged event lost)', raw.passed, `${fleet}; ${raw.detail}${raw.passed ? '' : feeding}`);
   const curated = compareIds(expected, await read('curated'), windows, state, 'exactly-once');
   tier.check('curated: each generated event exactly once', curated.passed, curated.detail);
