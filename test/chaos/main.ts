@@ -59,10 +59,19 @@ async function fleetOutcome(s: Scenario, deadlineMs: number): Promise<string> {
   }
 }
 
-/** Waits until every replay window and every live window closed by then is loaded, or nothing moves for STALL_MS. */
-async function waitForWindows(s: Scenario, liveStartMs: number, feeder: BackfillFeeder, variant: Variant): Promise<{ status: PipelineStatus | undefined; due: Window[]; note: string }> {
+/** How long a live window has to load after closing before the end holds it against the run. */
+const LIVE_GRACE_MS = 5 * 60_000;
+
+/**
+ * Waits until every backfilled replay window and every live window closed by then is loaded, or
+ * no window loads for STALL_MS. Returns the windows owed (replay windows, and the live windows that
+ * closed by the time the replay was done, or at least LIVE_GRACE_MS before the wait gave up) and,
+ * when it gave up, why.
+ */
+async function waitForWindows(s: Scenario, liveStartMs: number, feeder: BackfillFeeder, variant: Variant): Promise<{ status: PipelineStatus | undefined; due: Window[]; gaveUp: string }> {
   const { tier } = s;
   const hardEnd = Date.now() + variant.finalWaitMinutes * 60_000;
+  const liveClosedBy = (ms: number) => windowsCovering(liveStartMs, ms, s.windowMs).filter((w) => w.toMs + s.latenessMs <= ms);
   let due = s.windows;
   let liveFixed = false;
   let loadedBefore = -1;
@@ -74,23 +83,22 @@ async function waitForWindows(s: Scenario, liveStartMs: number, feeder: Backfill
     if (replayDone && !liveFixed) {
       // The live windows that closed by now are owed too; later ones are not waited for.
       liveFixed = true;
-      const live = windowsCovering(liveStartMs, Date.now(), s.windowMs).filter((w) => w.toMs + s.latenessMs <= Date.now());
-      due = [...s.windows, ...live];
-      tier.log(`replay windows done; waiting for the ${live.length} live window(s) closed by now`);
+      due = [...s.windows, ...liveClosedBy(Date.now())];
+      tier.log(`replay windows done; waiting for the ${due.length - s.windows.length} live window(s) closed by now`);
     }
     // A replay window never backfilled cannot load: the checks name it, waiting for it is pointless.
     const owed = due.filter((w) => !s.windows.includes(w) || feeder.requested.has(w.key));
     const loaded = status ? owed.filter((w) => isLoaded(status!, w)).length : 0;
     if (loaded !== loadedBefore) changedAt = Date.now();
     loadedBefore = loaded;
-    if (liveFixed && loaded === owed.length) return { status, due, note: '' };
+    if (liveFixed && loaded === owed.length) return { status, due, gaveUp: '' };
     const stalled = Date.now() - changedAt > STALL_MS;
     if (stalled || Date.now() > hardEnd || tier.aborted) {
-      const waiting = owed.filter((w) => !status || !isLoaded(status, w));
-      const why = stalled ? `no window loaded for ${seconds(STALL_MS)}` : `the final wait of ${variant.finalWaitMinutes} min ran out`;
-      const note = `${why}; not loaded: ${waiting.map((w) => `${label(w)} (${windowState(status, w)})`).join(', ')}`;
-      tier.log(`stopped waiting for windows: ${note}`);
-      return { status, due, note };
+      if (!liveFixed) due = [...s.windows, ...liveClosedBy(Date.now() - LIVE_GRACE_MS)];
+      const gaveUp = stalled ? `no window loaded for ${seconds(STALL_MS)}` : `the final wait of ${variant.finalWaitMinutes} min ran out`;
+      const waiting = due.filter((w) => !status || !isLoaded(status, w));
+      tier.log(`stopped waiting for windows (${gaveUp}); not loaded: ${waiting.map((w) => `${label(w)} (${windowState(status, w)})`).join(', ')}`);
+      return { status, due, gaveUp };
     }
     await tier.pause(5_000);
   }
@@ -214,13 +222,13 @@ async function scenario(tier: Tier, variant: Variant, reports: FaultReport[]): P
   const live = windowsOutcome.due.length - windows.length;
   tier.check(
     'windows: every window of the run loaded (controller status and warehouse loaded_windows)',
-    notLoaded.length === 0 && notInWarehouse.length === 0 && windowsOutcome.note === '',
-    notLoaded.length === 0 && notInWarehouse.length === 0 && windowsOutcome.note === ''
+    notLoaded.length === 0 && notInWarehouse.length === 0,
+    notLoaded.length === 0 && notInWarehouse.length === 0
       ? `${windows.length} replay and ${live} live windows loaded`
       : [
-          windowsOutcome.note,
           notLoaded.length ? `not loaded per the controller: ${notLoaded.map((w) => `${label(w)} (${state(w)})`).join(', ')}` : '',
           notInWarehouse.length ? `not in loaded_windows for every source: ${notInWarehouse.map(label).join(', ')}` : '',
+          windowsOutcome.gaveUp ? `the end stopped waiting: ${windowsOutcome.gaveUp}` : '',
         ]
           .filter(Boolean)
           .join('; '),
