@@ -84,6 +84,22 @@ PY
   py_pass=$((py_tests - py_fail - py_skipped))
 fi
 
+# SMARTCITY_TEST_CHAOS=short (or full) adds the chaos tier (test/chaos), on its own stack and ports.
+chaos_pass=0 chaos_fail=0
+case "${SMARTCITY_TEST_CHAOS:-}" in
+  "") ;;
+  short|full)
+    echo "== chaos tier (${SMARTCITY_TEST_CHAOS})"
+    # The suite's stack is done: its memory and cores go to the tier's own.
+    "$SMARTCITY" stack down >/dev/null 2>&1 || true
+    chaos_args=()
+    [ "$SMARTCITY_TEST_CHAOS" = short ] && chaos_args=(--short)
+    node --import tsx test/chaos/main.ts "${chaos_args[@]}" | tee "$REPORTS/chaos.log" || status=1
+    read -r chaos_pass chaos_fail < <(sed -n 's/^chaos: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$REPORTS/chaos.log") || chaos_fail=1
+    ;;
+  *) echo "SMARTCITY_TEST_CHAOS must be short or full, got \"$SMARTCITY_TEST_CHAOS\""; status=1 ;;
+esac
+
 echo
-echo "tests: $((${node_pass:-0} + py_pass)) passed, $((${node_fail:-0} + py_fail)) failed"
+echo "tests: $((${node_pass:-0} + py_pass + chaos_pass)) passed, $((${node_fail:-0} + py_fail + chaos_fail)) failed"
 exit "$status"
