@@ -377,7 +377,11 @@ export async function smartCityPipeline(rawInput?: SmartCityPipelineInput): Prom
 
   // ---- the queue ----
 
-  const queuedWindows = () => new Set(state.queue.map((e) => e.fromMs));
+  // A function declaration, hoisted: a signal or update buffered at start runs its handler inside
+  // setHandler above, before this line is reached.
+  function queuedWindows(): Set<number> {
+    return new Set(state.queue.map((e) => e.fromMs));
+  }
 
   /** Why a window is not queued again: queued, running, or (without force) loaded already. */
   function skipReason(fromMs: number, force: boolean, queued: ReadonlySet<number>): string | undefined {

@@ -156,6 +156,24 @@ describe('smartCityPipeline', () => {
     });
   });
 
+  test('a backfill signalled with the start (signalWithStart) runs: handlers registered at start may run at once', TIMEOUT, async () => {
+    const stubs = new Stubs();
+    await withWorker(env, stubs, async (taskQueue, track) => {
+      const b = await sleepPastBoundary(env, W, 2 * MINUTE);
+      const handle = track(
+        await env.client.workflow.signalWithStart(smartCityPipeline, {
+          taskQueue,
+          workflowId: `pipeline-${randomUUID()}`,
+          args: [{ streaming: false, startAt: iso(b + DAY), chunkMinutes: 5 }],
+          signal: pipelineBackfillSignal,
+          signalArgs: [{ from: iso(b - 2 * W), to: iso(b) }],
+        }),
+      ) as unknown as Pipeline;
+      const s = await waitUntil(() => status(handle), (v) => loaded(v) === 2 && v.running.length === 0, 'the backfill sent with the start is loaded');
+      assert.deepEqual(s.rejectedSignals, []);
+    });
+  });
+
   test('a backfill runs as chunks of at most chunkMinutes: one curate per chunk, then a batch run per window that loads and checks it', TIMEOUT, async () => {
     const stubs = new Stubs();
     await withWorker(env, stubs, async (taskQueue, track) => {
