@@ -237,6 +237,8 @@ export class SmartcityStack extends Stack {
         serviceRole: emrServiceRole.roleArn,
         jobFlowRole: emrInstanceProfile.ref,
         logUri: s3Url(artifacts, 'emr-logs/'),
+        // The ingest job lands each micro-batch with pyarrow (mapInArrow) on every node.
+        bootstrapActions: [{ name: 'smartcity-python-packages', scriptBootstrapAction: { path: s3Url(artifacts, SPARK_ARTIFACTS.emrBootstrap) } }],
         // The streaming step runs for good; a second slot lets a restarted step start while the
         // old one is still being cancelled.
         stepConcurrencyLevel: 2,
@@ -261,6 +263,7 @@ export class SmartcityStack extends Stack {
         ],
         tags: [{ key: 'for-use-with-amazon-emr-managed-policies', value: 'true' }],
       });
+      cluster.node.addDependency(sparkArtifacts);
       emrClusterId = cluster.ref;
     } else {
       emrClusterId = props.emr.clusterId;

@@ -40,6 +40,8 @@ export const SPARK_ARTIFACTS = {
   streamIngestScript: 'spark/jobs/stream_ingest.py',
   pyFiles: 'spark/smartcity_spark.zip',
   schemasDir: 'spark/schemas/',
+  /** EMR bootstrap action: the Python packages the ingest job imports on every node (pyarrow, pandas). */
+  emrBootstrap: 'spark/bootstrap/emr-python-packages.sh',
 } as const;
 
 export function scriptUri(aws: AwsSettings, artifact: keyof typeof SPARK_ARTIFACTS): string {

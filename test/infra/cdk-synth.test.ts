@@ -6,12 +6,12 @@
 import { before, after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../../config';
-import { SPARK_ARTIFACTS } from '../../infra/spark-bundle';
+import { SPARK_ARTIFACTS, pinnedPythonPackages } from '../../infra/spark-bundle';
 import { allProblems, EXPECTED_OUTPUTS, outputProblems, requiredWorkerActions, activitySdkCalls, workerCoverageProblems, workerStatements, type CfnTemplate } from './template-checks';
 
 const STACK = 'SmartcityCliTest';
@@ -122,6 +122,11 @@ describe('cdk synth (the CLI, offline)', () => {
     );
     assert.equal(check.status, 0, check.stderr);
     assert.match(check.stdout, /'smartcity_spark\/__init__\.py'.*'smartcity_spark\/schemas\.py'/);
+    // EMR's bootstrap action installs the versions the local target tests with.
+    const bootstrap = readFileSync(rel(SPARK_ARTIFACTS.emrBootstrap), 'utf8');
+    for (const pin of pinnedPythonPackages(['pyarrow', 'pandas'])) assert.ok(bootstrap.includes(pin), `the EMR bootstrap installs ${pin}`);
+    assert.ok(statSync(rel(SPARK_ARTIFACTS.emrBootstrap)).mode & 0o111, 'the EMR bootstrap is executable');
+    assert.equal(spawnSync('bash', ['-n', rel(SPARK_ARTIFACTS.emrBootstrap)]).status, 0, 'the EMR bootstrap is valid bash');
   });
 });
 

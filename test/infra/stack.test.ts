@@ -149,6 +149,11 @@ describe('infra stack (synthesized in-process)', () => {
       Applications: [{ Name: 'Spark' }],
       Instances: { Ec2SubnetId: 'subnet-0abc1234', KeepJobFlowAliveWhenNoSteps: true },
     });
+    // pyarrow and pandas on every node (the ingest job's mapInArrow), from the Spark artifacts.
+    const cluster = firstOfType<{ BootstrapActions?: { ScriptBootstrapAction: { Path: unknown } }[] }>(template, 'AWS::EMR::Cluster');
+    const paths = (cluster.BootstrapActions ?? []).map((b) => JSON.stringify(b.ScriptBootstrapAction.Path));
+    assert.equal(paths.length, 1, 'one bootstrap action');
+    assert.ok(paths[0]!.includes(SPARK_ARTIFACTS.emrBootstrap), `the bootstrap action runs ${SPARK_ARTIFACTS.emrBootstrap}: ${paths[0]}`);
     const pass = resourcesOfType<PolicyProps>(template, 'AWS::IAM::Policy').flatMap(([, p]) => [p.PolicyDocument.Statement].flat()).filter((s) => s.Action === 'iam:PassRole');
     assert.equal(pass.length, 1);
     assert.match(JSON.stringify(pass[0]!.Resource), /EmrInstanceRole/);
