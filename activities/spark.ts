@@ -103,7 +103,11 @@ export function sparkActivities(config: Config) {
           owned.add(name);
           const stopOnCancel = ctx?.cancelled.catch((reason: unknown) => (stopsJob(reason) ? stopSparkJob(config, name, CURATE_STOP_GRACE_MS) : undefined));
           try {
-            return await runSparkJob(config, { name, job: 'curate', master: config.spark.master, args: { lakeRoot: lake, from, to } });
+            // Owned by this activity across its attempts: a retry after a dead worker takes the
+            // result of a job that finished meanwhile instead of curating the range again.
+            const run = ctx?.info.workflowExecution;
+            const owner = ctx && run && `${run.workflowId}/${run.runId}/${ctx.info.activityId}`;
+            return await runSparkJob(config, { name, job: 'curate', master: config.spark.master, args: { lakeRoot: lake, from, to }, ...(owner && { owner }) });
           } finally {
             owned.delete(name);
             if (ctx?.cancellationSignal.aborted) await stopOnCancel;

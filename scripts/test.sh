@@ -21,8 +21,9 @@ export SMARTCITY_TEMPORAL_PORT=$((27233 + off)) SMARTCITY_TEMPORAL_UI_PORT=$((28
 export SMARTCITY_KAFKA_PORT=$((29092 + off)) SMARTCITY_KAFKA_CONTROLLER_PORT=$((29093 + off))
 # The Spark cluster the cluster tier starts (test/integration/spark-cluster.test.ts).
 export SMARTCITY_SPARK_MASTER_PORT=$((27077 + off)) SMARTCITY_SPARK_MASTER_UI_PORT=$((28080 + off)) SMARTCITY_SPARK_WORKER_UI_PORT=$((28081 + off))
-# Workers the tests start serve metrics here (tests that scrape one choose their own port).
-export SMARTCITY_METRICS_PORT=$((29464 + off)) SMARTCITY_PROMETHEUS_PORT=$((29090 + off))
+# Workers the tests start serve no metrics: several run at once, and one port would be taken by
+# the first. Tests that scrape a worker choose their own port; Prometheus gets an offset one.
+export SMARTCITY_METRICS_PORT=0 SMARTCITY_PROMETHEUS_PORT=$((29090 + off))
 unset SMARTCITY_CONFIG SMARTCITY_KAFKA_BROKERS SMARTCITY_TEMPORAL_ADDRESS SMARTCITY_TARGET
 
 "$SMARTCITY" stack down --force >/dev/null 2>&1 || true

@@ -79,6 +79,12 @@ interface CommonSpec {
   driverMemory?: string;
   /** Appended verbatim after the flags made from `args`. */
   extraArgs?: string[];
+  /**
+   * Who the run is for (e.g. one activity, whatever its attempt). runSparkJob does not start a job
+   * again when the last run of this name, with the same owner and command, succeeded: a retry
+   * whose earlier attempt died while its job ran on takes that job's result instead of redoing it.
+   */
+  owner?: string;
 }
 
 export type SparkJobSpec = CommonSpec &
@@ -145,6 +151,8 @@ export interface StopResult {
 export interface RunResult {
   name: string;
   state: SparkJobState;
+  /** When the job that gave this result started (an earlier one, when a finished run was taken over). */
+  startedAt: string;
   exitCode?: number;
   durationMs: number;
   lastProgress?: ProgressLine;
@@ -157,6 +165,7 @@ export interface RunResult {
 interface JobRecord extends SparkJobHandle {
   job: SparkJobKind;
   command: string[];
+  owner?: string;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -414,13 +423,19 @@ function lastProgress(job: JobRecord): ProgressLine | undefined {
  * start: when a job of that name runs already with the same command, its handle is returned; with
  * a different command it is an error (stop it first).
  */
-export async function startSparkJob(config: Config, spec: SparkJobSpec): Promise<SparkJobHandle> {
+/** The wrapper shell's command line for a job, and what the job is told to write. */
+function jobCommand(config: Config, spec: SparkJobSpec): { command: string[]; progressFile?: string; summaryPath?: string } {
   checkName(spec.name);
   const master = spec.master ?? 'local[2]';
   if (!MASTER.test(master)) throw new Error(`spark master ${JSON.stringify(master)}: expected local[N], local[*] or spark://host:port`);
   const { flags, progressFile, summaryPath } = jobArgs(config, spec);
+  const command = ['/bin/sh', '-c', WRAPPER, `spark-job:${spec.name}`, files(config, spec.name).exit, ...sparkCommand(config, spec, master, flags)];
+  return { command, ...(progressFile ? { progressFile } : {}), ...(summaryPath ? { summaryPath } : {}) };
+}
+
+export async function startSparkJob(config: Config, spec: SparkJobSpec): Promise<SparkJobHandle> {
+  const { command, progressFile, summaryPath } = jobCommand(config, spec);
   const paths = files(config, spec.name);
-  const command = ['/bin/sh', '-c', WRAPPER, `spark-job:${spec.name}`, paths.exit, ...sparkCommand(config, spec, master, flags)];
 
   const previous = readJob(config, spec.name);
   if (previous && isRunning(config, previous)) {
@@ -429,7 +444,7 @@ export async function startSparkJob(config: Config, spec: SparkJobSpec): Promise
   }
   rmSync(paths.exit, { force: true });
   rmSync(paths.stop, { force: true });
-  const record = startProcess(config.dataDir, processName(spec.name), command, { cwd: PROJECT_ROOT, env: sparkJobEnv(config, spec, master) });
+  const record = startProcess(config.dataDir, processName(spec.name), command, { cwd: PROJECT_ROOT, env: sparkJobEnv(config, spec, spec.master ?? 'local[2]') });
   const job: JobRecord = {
     name: spec.name,
     job: spec.job,
@@ -439,6 +454,7 @@ export async function startSparkJob(config: Config, spec: SparkJobSpec): Promise
     command,
     ...(progressFile ? { progressFile } : {}),
     ...(summaryPath ? { summaryPath } : {}),
+    ...(spec.owner !== undefined ? { owner: spec.owner } : {}),
   };
   const tmp = `${paths.job}.tmp`;
   writeFileSync(tmp, JSON.stringify(job, null, 2));
@@ -523,15 +539,24 @@ export async function waitForSparkJob(config: Config, name: string, opts: { time
 /** Starts a job and waits for it to end: for batch jobs (curate, ingest with availableNow). */
 export async function runSparkJob(config: Config, spec: SparkJobSpec): Promise<RunResult> {
   const started = Date.now();
-  const handle = await startSparkJob(config, spec);
+  const handle = (await succeededFor(config, spec)) ?? (await startSparkJob(config, spec));
   const status = await waitForSparkJob(config, spec.name);
-  const result: RunResult = { name: spec.name, state: status.state, durationMs: Date.now() - started };
+  const result: RunResult = { name: spec.name, state: status.state, startedAt: handle.startedAt, durationMs: Date.now() - started };
   if (status.exitCode !== undefined) result.exitCode = status.exitCode;
   if (status.lastProgress) result.lastProgress = status.lastProgress;
   const summary = handle.summaryPath && status.state === 'succeeded' ? readJsonObject(handle.summaryPath) : undefined;
   if (summary) result.summary = summary;
   if (status.state !== 'succeeded') result.logTail = await sparkJobLogTail(config, spec.name);
   return result;
+}
+
+/** The last run of spec's name, when it was for spec.owner, with the same command, and succeeded. */
+async function succeededFor(config: Config, spec: SparkJobSpec): Promise<SparkJobHandle | undefined> {
+  if (spec.owner === undefined) return undefined;
+  const previous = readJob(config, spec.name);
+  if (!previous || previous.owner !== spec.owner) return undefined;
+  if (previous.command.join('\0') !== jobCommand(config, spec).command.join('\0')) return undefined;
+  return (await sparkJobStatus(config, spec.name)).state === 'succeeded' ? handleOf(previous) : undefined;
 }
 
 /** The Spark jobs of this data dir that are running now (whoever started them). */

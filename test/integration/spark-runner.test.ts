@@ -157,18 +157,28 @@ describe('Spark job runner against real Spark and Kafka', () => {
     assert.equal((await stopSparkJob(config, streamName)).outcome, 'not-running');
   });
 
-  test('a batch job run to completion succeeds with exit code 0 and its summary', SLOW, async () => {
-    const result = await runSparkJob(config, {
+  test('a batch job run to completion succeeds with exit code 0 and its summary; its owner takes the result again, others run it again', SLOW, async () => {
+    const spec = {
       name: curateName,
       job: 'curate',
       conf,
       args: { lakeRoot: lake, from: START.toISOString(), to: new Date(START.getTime() + 3_600_000).toISOString() },
-    });
+    } as const;
+    const result = await runSparkJob(config, { ...spec, owner: 'run-1/activity-1' });
     assert.equal(result.state, 'succeeded', result.logTail);
     assert.equal(result.exitCode, 0);
     assert.equal(result.logTail, undefined);
     const sources = (result.summary?.sources ?? {}) as Record<string, { rows_written: number }>;
     assert.equal(Object.values(sources).reduce((sum, s) => sum + s.rows_written, 0), events.length);
+
+    // A retry of the same activity (its worker died while the job ran on) is not curated again.
+    const retried = await runSparkJob(config, { ...spec, owner: 'run-1/activity-1' });
+    assert.equal(retried.startedAt, result.startedAt, 'the same owner took the finished run');
+    assert.deepEqual(retried.summary, result.summary);
+    // Another owner (a forced or late-data re-run of the window) curates afresh.
+    const rerun = await runSparkJob(config, { ...spec, owner: 'run-2/activity-1' });
+    assert.equal(rerun.state, 'succeeded', rerun.logTail);
+    assert.notEqual(rerun.startedAt, result.startedAt, 'another owner started the job again');
   });
 
   test('a job given a bad argument fails, and its log tail names the problem', SLOW, async () => {
