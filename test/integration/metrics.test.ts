@@ -33,7 +33,7 @@ import {
   type FleetSimulationResult,
 } from '../../workflows';
 import { runCli } from '../helpers/cli';
-import { renderDashboard, type Panel } from '../helpers/dashboard';
+import { query, renderDashboard, type Panel } from '../helpers/dashboard';
 import { has, parseExposition, promtoolProblems, scrape, total, type Sample } from '../helpers/prometheus';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 
@@ -206,6 +206,21 @@ describe('worker metrics', { timeout: 20 * 60_000 }, () => {
   test("the dashboard's panels draw this run from Prometheus's scrapes", async () => {
     const dashboard = JSON.parse(readFileSync(join(PROJECT_ROOT, 'ops', 'grafana', 'dashboards', 'smartcity.json'), 'utf8')) as { title: string; panels: Panel[] };
     const prometheus = prometheusUrl(base);
+    // Micro-batch duration is a rate over a minute: it draws once two of Prometheus's scrapes (10 s
+    // apart) saw micro-batches between them. On a quick machine the earlier ones may all have
+    // fallen between the same two scrapes, so a second short fleet gives the ingest job more.
+    const more = await connection.client.workflow.start(fleetSimulation, {
+      taskQueue: config.temporal.taskQueue,
+      workflowId: `metrics-fleet-${randomUUID()}`,
+      args: [{ vehicles: 1, seed: 14, start: '2026-05-05T11:00:00Z', asFastAsPossible: true, durationMinutes: 2 }],
+    });
+    await more.result();
+    const p50 = 'histogram_quantile(0.5, sum by (le) (rate(smartcity_ingest_batch_duration_seconds_bucket[1m])))';
+    for (const deadline = Date.now() + 3 * 60_000; ; await sleep(5_000)) {
+      const drawn = (await query(prometheus, 'query', { query: p50 })).some((s) => Number.isFinite(Number(s.value?.[1])));
+      if (drawn) break;
+      assert.ok(Date.now() < deadline, 'Prometheus saw no micro-batch duration within 3 minutes of a fleet run');
+    }
     const targets = (await (await fetch(`${prometheus}/api/v1/targets`)).json()) as { data: { activeTargets: { scrapeUrl: string; health: string }[] } };
     assert.deepEqual(targets.data.activeTargets.map((t) => [t.scrapeUrl, t.health]), [[url, 'up']]);
     const { html, panels } = await renderDashboard(dashboard, prometheus, { start: startedAt, end: Date.now() });

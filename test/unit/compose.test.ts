@@ -316,7 +316,9 @@ describe('docker-compose.yml: Prometheus and Grafana (ops/)', () => {
   const target = (name: string, path: string) => mounts(name).find(([source]) => source === path)?.[1];
 
   test('publish on the host\'s loopback only', () => {
-    for (const s of [prometheus, grafana]) for (const port of s.ports ?? []) assert.match(port, /^127\.0\.0\.1:/);
+    for (const [name, s] of [['prometheus', prometheus], ['grafana', grafana]] as const) {
+      for (const port of s.ports ?? []) assert.equal(bindingOf(name, port).address, BIND_DEFAULT);
+    }
   });
 
   test('Prometheus loads ops/prometheus\'s config and alert rules and scrapes the worker at its metrics port', () => {
