@@ -61,14 +61,15 @@ mkdir -p "$REPORTS"
 status=0
 
 echo "== TypeScript tests"
-mapfile -t files < <(find test -name '*.test.ts' | sort)
+# `scripts/test.sh FILE…` runs only those test files on the test stack (no Spark or chaos tier).
+if [ "$#" -gt 0 ]; then files=("$@"); else mapfile -t files < <(find test -name '*.test.ts' | sort); fi
 node --import tsx --test --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$REPORTS/node.tap" "${files[@]}" || status=1
 node_pass=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$REPORTS/node.tap")
 node_fail=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$REPORTS/node.tap")
 
 py_pass=0 py_fail=0
-if compgen -G "spark/tests/test_*.py" >/dev/null; then
+if [ "$#" -eq 0 ] && compgen -G "spark/tests/test_*.py" >/dev/null; then
   echo "== Spark tests"
   rc=0
   "$ROOT/.tools/venv/bin/python" -m pytest -q -p no:cacheprovider --junitxml="$REPORTS/pytest.xml" spark/tests || rc=$?
@@ -87,12 +88,13 @@ fi
 
 # SMARTCITY_TEST_CHAOS=short (or full) adds the chaos tier (test/chaos), on its own stack and ports.
 chaos_pass=0 chaos_fail=0
+[ "$#" -eq 0 ] || SMARTCITY_TEST_CHAOS=""
 case "${SMARTCITY_TEST_CHAOS:-}" in
   "") ;;
   short|full)
     echo "== chaos tier (${SMARTCITY_TEST_CHAOS})"
     # The suite's stack is done: its memory and cores go to the tier's own.
-    "$SMARTCITY" stack down >/dev/null 2>&1 || true
+    "$SMARTCITY" stack down --force >/dev/null 2>&1 || true
     chaos_args=()
     [ "$SMARTCITY_TEST_CHAOS" = short ] && chaos_args=(--short)
     node --import tsx test/chaos/main.ts "${chaos_args[@]}" | tee "$REPORTS/chaos.log" || status=1
