@@ -27,7 +27,7 @@ interface Series {
   value?: [number, string];
 }
 
-export async function query(prometheus: string, path: string, params: Record<string, string>): Promise<Series[]> {
+async function query(prometheus: string, path: string, params: Record<string, string>): Promise<Series[]> {
   const response = await fetch(`${prometheus}/api/v1/${path}?${new URLSearchParams(params).toString()}`, { signal: AbortSignal.timeout(10_000) });
   const body = (await response.json()) as { status: string; error?: string; data?: { result: Series[] } };
   if (body.status !== 'success') throw new Error(`${params.query}: ${body.error}`);
