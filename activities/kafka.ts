@@ -7,24 +7,14 @@
 // nothing past a failed batch until it gives up on it, so the prefix only ever grows, and a retried
 // attempt resumes exactly at the first event Kafka had not acknowledged (re-sending, with the same
 // ids, at most what was in flight).
-import { activityInfo, Context, heartbeat, log } from "@temporalio/activity";
-import { ApplicationFailure } from "@temporalio/common";
-import {
-  setImmediate as yieldToEventLoop,
-  setTimeout as sleep,
-} from "node:timers/promises";
-import { DeliveryError, type EventProducer } from "../producers/event-producer";
-import { sliceEvents, type FleetOptions } from "../producers/fleet";
-import { SOURCES, type SmartCityEvent, type Source } from "../schemas";
-import { fleetProgressSignal } from "../workflows/fleet-simulation";
-import type {
-  FleetSliceInput,
-  FleetSpec,
-  JourneyChunkInput,
-  JourneyChunkResult,
-  Pacing,
-  SourceCounts,
-} from "./types";
+import { activityInfo, Context, heartbeat, log } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
+import { DeliveryError, type EventProducer } from '../producers/event-producer';
+import { sliceEvents, type FleetOptions } from '../producers/fleet';
+import { SOURCES, type SmartCityEvent, type Source } from '../schemas';
+import { fleetProgressSignal } from '../workflows/fleet-simulation';
+import type { FleetSliceInput, FleetSpec, JourneyChunkInput, JourneyChunkResult, Pacing, SourceCounts } from './types';
 
 /** Heartbeats this often (the workflows' heartbeat timeout is 30 s)… */
 const HEARTBEAT_EVERY_MS = 5_000;
@@ -42,7 +32,7 @@ interface ChunkHeartbeat {
 }
 
 /** What a chunk needs of the producer. */
-export type EventSink = Pick<EventProducer, "send">;
+export type EventSink = Pick<EventProducer, 'send'>;
 
 /** A part of a fleet (one vehicle, or a slice) and the span of it one call produces. */
 interface Chunk {
@@ -63,11 +53,7 @@ interface Stream {
 
 function fleetOptions(fleet: FleetSpec): FleetOptions {
   const start = new Date(fleet.start);
-  if (Number.isNaN(start.getTime()))
-    throw ApplicationFailure.nonRetryable(
-      `fleet.start is not a time: ${fleet.start}`,
-      "InvalidInput",
-    );
+  if (Number.isNaN(start.getTime())) throw ApplicationFailure.nonRetryable(`fleet.start is not a time: ${fleet.start}`, 'InvalidInput');
   return {
     vehicles: fleet.vehicles,
     seed: fleet.seed,
@@ -77,8 +63,7 @@ function fleetOptions(fleet: FleetSpec): FleetOptions {
   };
 }
 
-const zeroCounts = (): SourceCounts =>
-  Object.fromEntries(SOURCES.map((s) => [s, 0])) as SourceCounts;
+const zeroCounts = (): SourceCounts => Object.fromEntries(SOURCES.map((s) => [s, 0])) as SourceCounts;
 
 /**
  * Streams left where the last chunk of their part ended. Regenerating a stream is deterministic but
@@ -91,15 +76,7 @@ class StreamCache {
   private readonly streams = new Map<string, Stream>();
 
   static key(c: Chunk): string {
-    return JSON.stringify([
-      c.fleet.vehicles,
-      c.fleet.seed,
-      c.fleet.start,
-      c.fleet.route ?? null,
-      c.fleet.tickSeconds ?? null,
-      c.firstVehicle,
-      c.vehicles,
-    ]);
+    return JSON.stringify([c.fleet.vehicles, c.fleet.seed, c.fleet.start, c.fleet.route ?? null, c.fleet.tickSeconds ?? null, c.firstVehicle, c.vehicles]);
   }
 
   take(key: string, position: number): Stream | undefined {
@@ -112,8 +89,7 @@ class StreamCache {
   put(key: string, stream: Stream): void {
     if (stream.next.done) return;
     this.streams.set(key, stream);
-    if (this.streams.size > MAX_CACHED_STREAMS)
-      this.streams.delete(this.streams.keys().next().value!);
+    if (this.streams.size > MAX_CACHED_STREAMS) this.streams.delete(this.streams.keys().next().value!);
   }
 }
 
@@ -123,10 +99,7 @@ function openStream(c: Chunk): Stream {
     rest = sliceEvents(fleetOptions(c.fleet), c.firstVehicle, c.vehicles);
   } catch (err) {
     if (err instanceof ApplicationFailure) throw err;
-    throw ApplicationFailure.nonRetryable(
-      `invalid fleet: ${(err as Error).message}`,
-      "InvalidInput",
-    );
+    throw ApplicationFailure.nonRetryable(`invalid fleet: ${(err as Error).message}`, 'InvalidInput');
   }
   return { rest, position: 0, next: rest.next() };
 }
@@ -166,11 +139,7 @@ class AckedPrefix {
     acked.then(
       () => {
         this.ahead.set(position, source);
-        for (
-          let next = this.ahead.get(this.position);
-          next !== undefined && this.position < this.failedAt;
-          next = this.ahead.get(this.position)
-        ) {
+        for (let next = this.ahead.get(this.position); next !== undefined && this.position < this.failedAt; next = this.ahead.get(this.position)) {
           this.ahead.delete(this.position);
           this.skip(next);
         }
@@ -186,9 +155,7 @@ class AckedPrefix {
 
   /** Resolves once every tracked event has its answer. */
   settled(): Promise<void> {
-    return this.outstanding === 0
-      ? Promise.resolve()
-      : new Promise((resolve) => (this.drained = resolve));
+    return this.outstanding === 0 ? Promise.resolve() : new Promise((resolve) => (this.drained = resolve));
   }
 
   private answered(): void {
@@ -200,12 +167,7 @@ class AckedPrefix {
 const YIELD_EVERY_EVENTS = 2_000;
 
 /** Takes events off the stream up to `position` (or its end), passing each to `each`; stops early when cancelled. */
-async function skipTo(
-  stream: Stream,
-  position: number,
-  signal: AbortSignal,
-  each: (event: SmartCityEvent) => void = () => undefined,
-): Promise<void> {
+async function skipTo(stream: Stream, position: number, signal: AbortSignal, each: (event: SmartCityEvent) => void = () => undefined): Promise<void> {
   while (stream.position < position && !stream.next.done && !signal.aborted) {
     each(advance(stream));
     if (stream.position % YIELD_EVERY_EVENTS === 0) await yieldToEventLoop();
@@ -235,10 +197,7 @@ async function produceChunk(
     throw err;
   }
   const signal = Context.current().cancellationSignal;
-  const resumed = Math.max(
-    c.fromIndex,
-    (activityInfo().heartbeatDetails as ChunkHeartbeat | undefined)?.acked ?? 0,
-  );
+  const resumed = Math.max(c.fromIndex, (activityInfo().heartbeatDetails as ChunkHeartbeat | undefined)?.acked ?? 0);
   const prefix = new AckedPrefix(c.fromIndex);
   let reported = -1;
   let reportedAt = Date.now();
@@ -247,11 +206,7 @@ async function produceChunk(
     heartbeat({
       acked: Math.max(prefix.position, resumed),
     } satisfies ChunkHeartbeat);
-    if (
-      report &&
-      prefix.position !== reported &&
-      Date.now() - reportedAt >= REPORT_EVERY_MS - HEARTBEAT_EVERY_MS / 2
-    ) {
+    if (report && prefix.position !== reported && Date.now() - reportedAt >= REPORT_EVERY_MS - HEARTBEAT_EVERY_MS / 2) {
       reported = prefix.position;
       reportedAt = Date.now();
       report({ ...prefix.counts });
@@ -268,14 +223,10 @@ async function produceChunk(
       const at = Date.parse(stream.next.value.eventTime);
       if (at >= until) break;
       if (c.pacing) {
-        const dueInMs =
-          c.pacing.wallAnchorMs +
-          (at - c.pacing.simAnchorMs) / c.pacing.speedup -
-          Date.now();
+        const dueInMs = c.pacing.wallAnchorMs + (at - c.pacing.simAnchorMs) / c.pacing.speedup - Date.now();
         // A paced wait can be long (a late departure at speedup 1 is minutes away); the timer
         // keeps heartbeating through it.
-        if (dueInMs > 2)
-          await sleep(dueInMs, undefined, { signal }).catch(() => undefined);
+        if (dueInMs > 2) await sleep(dueInMs, undefined, { signal }).catch(() => undefined);
         if (signal.aborted) break;
       }
       const position = stream.position;
@@ -298,7 +249,7 @@ async function produceChunk(
     // too large for Temporal to keep.
     throw ApplicationFailure.retryable(
       `${prefix.failure.message} (this chunk resumes from event ${prefix.position} of its stream on retry)`,
-      "KafkaDeliveryFailed",
+      'KafkaDeliveryFailed',
     );
   }
   if (signal.aborted) throw signal.reason;
@@ -314,9 +265,7 @@ export function kafkaActivities(producer: () => Promise<EventSink>) {
   const cache = new StreamCache();
   return {
     /** One vehicle's journey from `fromIndex` up to `untilEventTime` (or arrival). */
-    produceJourneyChunk: (
-      input: JourneyChunkInput,
-    ): Promise<JourneyChunkResult> =>
+    produceJourneyChunk: (input: JourneyChunkInput): Promise<JourneyChunkResult> =>
       produceChunk(producer, cache, {
         ...input,
         firstVehicle: input.vehicleIndex,
@@ -328,27 +277,22 @@ export function kafkaActivities(producer: () => Promise<EventSink>) {
      * every vehicle of it has arrived), reporting the acknowledged counts of the chunk to its
      * workflow every few seconds so the fleet's status counts chunks still running.
      */
-    produceFleetSlice: async (
-      input: FleetSliceInput,
-    ): Promise<JourneyChunkResult> => {
+    produceFleetSlice: async (input: FleetSliceInput): Promise<JourneyChunkResult> => {
       const { workflowExecution: run } = activityInfo();
       const context = Context.current();
       const report = (acked: SourceCounts) => {
         // Progress is a courtesy: a report that does not arrive is replaced by the next one, and
         // the chunk's result carries the totals anyway.
         const signalled = async () => {
-          if (!run)
-            throw new Error("the activity was not started by a workflow");
-          await context.client.workflow
-            .getHandle(run.workflowId, run.runId)
-            .signal(fleetProgressSignal, {
-              slice: input.slice.index,
-              chunk: input.chunk,
-              acked,
-            });
+          if (!run) throw new Error('the activity was not started by a workflow');
+          await context.client.workflow.getHandle(run.workflowId, run.runId).signal(fleetProgressSignal, {
+            slice: input.slice.index,
+            chunk: input.chunk,
+            acked,
+          });
         };
         signalled().catch((err: unknown) => {
-          log.warn("fleet slice progress report not delivered", {
+          log.warn('fleet slice progress report not delivered', {
             error: (err as Error).message,
           });
         });

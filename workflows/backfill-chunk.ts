@@ -7,7 +7,7 @@ import { ParentClosePolicy, defineQuery, executeChild, isCancellation, setHandle
 import { z } from 'zod';
 import type { CurateResult, SourceCounts, TimeWindow } from '../activities/types';
 import { batchRun } from './batch-run';
-import { countRawWindows, crawlLayer, curateWindow, runError, type RunError } from './batch-stages';
+import { countRawWindows, crawlLayer, curateWindow, runError, timedStages, type RunError } from './batch-stages';
 import { iso, isoTime, parseInput } from './input';
 
 /** Most windows in one chunk: its history holds a child run per window (~7 events each). */
@@ -76,15 +76,7 @@ export async function backfillChunk(rawInput?: BackfillChunkInput): Promise<Back
   const status: BackfillChunkStatus = { range, stage: 'crawlRaw', windows: windows.length, loaded: 0, failed: 0, timings: {} };
   setHandler(backfillChunkStatusQuery, () => status);
 
-  async function stage<T>(name: ChunkStage, run: () => Promise<T>): Promise<T> {
-    status.stage = name;
-    const started = Date.now();
-    try {
-      return await run();
-    } finally {
-      status.timings[name] = Date.now() - started;
-    }
-  }
+  const stage = timedStages(status);
 
   const rawCrawl = await stage('crawlRaw', () => crawlLayer({ layer: 'raw', window: range }));
   // As in batchRun: counted after the raw crawl and before curating, the late-data baseline.

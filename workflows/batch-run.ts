@@ -6,7 +6,7 @@
 import { ApplicationFailure, defineQuery, setHandler } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { CurateResult, QualityCheck, QualityResult, SourceCounts, TimeWindow } from '../activities/types';
-import { DATA_QUALITY_ERROR, checkQuality, countRawWindows, crawlLayer, curateWindow, loadWarehouse } from './batch-stages';
+import { DATA_QUALITY_ERROR, checkQuality, countRawWindows, crawlLayer, curateWindow, loadWarehouse, timedStages } from './batch-stages';
 import { countsSchema } from './counts';
 import { iso, isoTime, parseInput } from './input';
 import { DEFAULT_ALLOWED_LATENESS_SECONDS, DEFAULT_WINDOW_MINUTES, MINUTE_MS, windowAt, windowLabel } from './windows';
@@ -80,15 +80,7 @@ export async function batchRun(rawInput?: BatchRunInput): Promise<BatchRunResult
   const status: BatchRunStatus = { window, stage: input.curatedBy ? 'load' : 'crawlRaw', startedAt: iso(startedAtMs), timings: {} };
   setHandler(batchRunStatusQuery, () => status);
 
-  async function stage<T>(name: BatchStage, run: () => Promise<T>): Promise<T> {
-    status.stage = name;
-    const started = Date.now();
-    try {
-      return await run();
-    } finally {
-      status.timings[name] = Date.now() - started;
-    }
-  }
+  const stage = timedStages(status);
 
   let rawRows: SourceCounts;
   let curated: CurateResult | undefined;

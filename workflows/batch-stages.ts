@@ -74,3 +74,18 @@ export function runError(err: unknown, workflowId: string): RunError {
   return { type: 'BatchRunError', message };
 }
 
+/**
+ * The stage runner of a batch workflow: runs one stage, keeping which one runs and how long each
+ * took in the workflow's status (its `status` query shows both).
+ */
+export function timedStages<S extends string>(status: { stage: S | 'done'; timings: Partial<Record<S, number>> }) {
+  return async function stage<T>(name: S, run: () => Promise<T>): Promise<T> {
+    status.stage = name;
+    const started = Date.now();
+    try {
+      return await run();
+    } finally {
+      status.timings[name] = Date.now() - started;
+    }
+  };
+}

@@ -3,8 +3,8 @@
 // worker`; the ingest and curate jobs are the pipeline's own to restart), and measures recovery
 // as defined on each. A fault passes when recovery happened within its bound and no process the
 // tier did not kill died meanwhile.
-import { runningProcess } from "../../stack/processes";
-import { fleetStatusQuery, STREAMING_WORKFLOW_ID } from "../../workflows";
+import { runningProcess } from '../../stack/processes';
+import { fleetStatusQuery, STREAMING_WORKFLOW_ID } from '../../workflows';
 import {
   controllerStatus,
   curatedStaging,
@@ -20,18 +20,12 @@ import {
   sum,
   type CurateJob,
   type Scenario,
-} from "./observe";
-import { kill, listProcesses, waitGone } from "../helpers/processes";
-import { seconds, type Tier } from "./tier";
-import { label, type Window } from "./truth";
+} from './observe';
+import { kill, listProcesses, waitGone } from '../helpers/processes';
+import { seconds, type Tier } from './tier';
+import { label, type Window } from './truth';
 
-export const FAULTS = [
-  "broker",
-  "ingest",
-  "worker",
-  "temporal",
-  "curate",
-] as const;
+export const FAULTS = ['broker', 'ingest', 'worker', 'temporal', 'curate'] as const;
 export type Fault = (typeof FAULTS)[number];
 
 export interface FaultSettings {
@@ -59,15 +53,14 @@ export interface FaultReport {
 
 export const RECOVERY_DEFINITIONS: Record<Fault, string> = {
   broker:
-    "broker SIGKILLed, kept down, `stack up`: recovered when the restarted broker acknowledged a new event and the ingest job has written every offset Kafka held then",
+    'broker SIGKILLed, kept down, `stack up`: recovered when the restarted broker acknowledged a new event and the ingest job has written every offset Kafka held then',
   ingest:
-    "the Spark ingest driver (spark-submit JVM) SIGKILLed, malformed records sent: recovered when the streaming supervisor has started a new one and its first micro-batch landed",
+    'the Spark ingest driver (spark-submit JVM) SIGKILLed, malformed records sent: recovered when the streaming supervisor has started a new one and its first micro-batch landed',
   worker:
-    "the worker SIGKILLed while curating a backfilled window, a new worker started: recovered when that window is loaded (required within 3 min); live windows closing meanwhile must be scheduled",
+    'the worker SIGKILLed while curating a backfilled window, a new worker started: recovered when that window is loaded (required within 3 min); live windows closing meanwhile must be scheduled',
   temporal:
-    "the Temporal dev server SIGKILLed, kept down, `stack up`: recovered when the worker answers queries and has advanced the controller (its history) and the fleet, if still running (events acknowledged)",
-  curate:
-    "a curate spark-submit JVM SIGKILLed while writing the curated layer: recovered when its window is loaded",
+    'the Temporal dev server SIGKILLed, kept down, `stack up`: recovered when the worker answers queries and has advanced the controller (its history) and the fleet, if still running (events acknowledged)',
+  curate: 'a curate spark-submit JVM SIGKILLed while writing the curated layer: recovered when its window is loaded',
 };
 
 const WORKER_WINDOW_DEADLINE_MS = 3 * 60_000;
@@ -82,7 +75,7 @@ const LIVE_SCHEDULING_SLACK_MS = 90_000;
 /** Collects the figures of a fault as they come; what did not happen ends it with a reason. */
 class Run {
   killedAt: number | undefined;
-  victim = "—";
+  victim = '—';
   readonly figures: string[] = [];
   readonly problems: string[] = [];
   recoveryMs: number | undefined;
@@ -93,7 +86,7 @@ class Run {
   ) {}
 
   killed(pid: number, what: string): void {
-    kill(pid, "SIGKILL");
+    kill(pid, 'SIGKILL');
     this.record(pid, what);
   }
 
@@ -110,34 +103,21 @@ class Run {
 
   report(): FaultReport {
     const incidents = this.tier.incidents.filter((i) => i.phase === this.fault);
-    for (const i of incidents)
-      this.problems.push(
-        `${i.what}; its log ends:\n      ${i.evidence.split("\n").join("\n      ")}`,
-      );
+    for (const i of incidents) this.problems.push(`${i.what}; its log ends:\n      ${i.evidence.split('\n').join('\n      ')}`);
     const passed = this.killedAt !== undefined && this.problems.length === 0;
     return {
       fault: this.fault,
       victim: this.victim,
       killedAt: this.killedAt,
-      recovery: this.figures.join("; ") || "not recovered",
+      recovery: this.figures.join('; ') || 'not recovered',
       recoveryMs: this.recoveryMs,
       passed,
-      detail: passed
-        ? this.figures.join("; ")
-        : [
-            ...this.problems,
-            ...(this.figures.length
-              ? [`so far: ${this.figures.join("; ")}`]
-              : []),
-          ].join("; "),
+      detail: passed ? this.figures.join('; ') : [...this.problems, ...(this.figures.length ? [`so far: ${this.figures.join('; ')}`] : [])].join('; '),
     };
   }
 }
 
-async function attempt(
-  run: Run,
-  body: () => Promise<void>,
-): Promise<FaultReport> {
+async function attempt(run: Run, body: () => Promise<void>): Promise<FaultReport> {
   try {
     await body();
   } catch (err) {
@@ -146,11 +126,7 @@ async function attempt(
   return run.report();
 }
 
-export function runFault(
-  fault: Fault,
-  s: Scenario,
-  settings: FaultSettings,
-): Promise<FaultReport> {
+export function runFault(fault: Fault, s: Scenario, settings: FaultSettings): Promise<FaultReport> {
   const run = new Run(s.tier, fault);
   const body = {
     broker: brokerFault,
@@ -163,18 +139,9 @@ export function runFault(
 }
 
 /** SIGKILL to a component of the stack, `downSeconds` of absence, then `smartcity stack up`; returns when it is back. */
-async function killStackComponent(
-  run: Run,
-  tier: Tier,
-  component: "kafka" | "temporal",
-  what: string,
-  downSeconds: number,
-): Promise<number> {
+async function killStackComponent(run: Run, tier: Tier, component: 'kafka' | 'temporal', what: string, downSeconds: number): Promise<number> {
   const record = runningProcess(tier.dataDir, component);
-  if (!record)
-    throw new Error(
-      `no running ${what} is recorded in <data dir>/run/${component}.json`,
-    );
+  if (!record) throw new Error(`no running ${what} is recorded in <data dir>/run/${component}.json`);
   run.killed(record.pid, what);
   await waitGone([record.pid], 10_000);
   await tier.pause(downSeconds * 1000);
@@ -185,100 +152,57 @@ async function killStackComponent(
   return restartedAt;
 }
 
-async function brokerFault(
-  run: Run,
-  s: Scenario,
-  settings: FaultSettings,
-): Promise<void> {
+async function brokerFault(run: Run, s: Scenario, settings: FaultSettings): Promise<void> {
   const { tier } = s;
-  await tier.until(
-    "the replay to get events into Kafka",
-    5 * 60_000,
-    async () => (sum(await tier.watermarks()) >= 50 ? true : undefined),
-  );
-  const restartedAt = await killStackComponent(
-    run,
-    tier,
-    "kafka",
-    "Kafka broker",
-    settings.brokerDownSeconds,
-  );
+  await tier.until('the replay to get events into Kafka', 5 * 60_000, async () => (sum(await tier.watermarks()) >= 50 ? true : undefined));
+  const restartedAt = await killStackComponent(run, tier, 'kafka', 'Kafka broker', settings.brokerDownSeconds);
   const atRestart = sum(await tier.watermarks());
   const firstAckAt = await tier.until(
-    "the restarted broker acknowledging a new event of the replay",
+    'the restarted broker acknowledging a new event of the replay',
     3 * 60_000,
-    async () =>
-      sum(await tier.watermarks()) > atRestart ? Date.now() : undefined,
+    async () => (sum(await tier.watermarks()) > atRestart ? Date.now() : undefined),
     1_000,
   );
-  run.figures.push(
-    `first acknowledged event ${run.since(firstAckAt, restartedAt)} after the restart`,
-  );
+  run.figures.push(`first acknowledged event ${run.since(firstAckAt, restartedAt)} after the restart`);
   const target = await tier.watermarks();
   const caughtUpAt = await tier.until(
     `the ingest job writing every offset Kafka held ${seconds(Date.now() - firstAckAt)} after the first new acknowledgement`,
     RECOVERY_BOUND_MS,
     () => {
       const done = ingestedOffsets(ingestProgress(s));
-      return [...target].every(
-        ([partition, high]) => high === 0 || (done.get(partition) ?? 0) >= high,
-      )
-        ? Date.now()
-        : undefined;
+      return [...target].every(([partition, high]) => high === 0 || (done.get(partition) ?? 0) >= high) ? Date.now() : undefined;
     },
   );
-  run.figures.push(
-    `ingest caught up ${run.since(caughtUpAt, restartedAt)} after the restart`,
-  );
+  run.figures.push(`ingest caught up ${run.since(caughtUpAt, restartedAt)} after the restart`);
   run.recoveryMs = caughtUpAt - run.killedAt!;
 }
 
 async function ingestFault(run: Run, s: Scenario): Promise<void> {
   const { tier } = s;
-  const jvm = await tier.until(
-    "the ingest job running with a micro-batch written",
-    5 * 60_000,
-    () => (ingestProgress(s).length > 0 ? ingestJvm(s) : undefined),
+  const jvm = await tier.until('the ingest job running with a micro-batch written', 5 * 60_000, () =>
+    ingestProgress(s).length > 0 ? ingestJvm(s) : undefined,
   );
-  run.killed(
-    jvm.pid,
-    "Spark ingest driver (spark-submit JVM of smartcity-ingest)",
-  );
+  run.killed(jvm.pid, 'Spark ingest driver (spark-submit JVM of smartcity-ingest)');
   const killedAt = run.killedAt!;
   await waitGone([jvm.pid], 10_000);
   // New records for the restarted job, whether or not the replay still produces: they must reach
   // quarantine exactly once across the restart.
   await injectMalformed(s, 2);
-  const next = await tier.until(
-    "the streaming supervisor starting a new ingest job",
-    5 * 60_000,
-    () => {
-      const now = ingestJvm(s);
-      return now && now.pid !== jvm.pid ? now : undefined;
-    },
-  );
+  const next = await tier.until('the streaming supervisor starting a new ingest job', 5 * 60_000, () => {
+    const now = ingestJvm(s);
+    return now && now.pid !== jvm.pid ? now : undefined;
+  });
   const restartedAt = Date.now();
-  run.figures.push(
-    `restarted by the supervisor after ${run.since(restartedAt)} (pid ${next.pid})`,
-  );
-  const batch = await tier.until(
-    "a micro-batch of the restarted ingest job landing",
-    RECOVERY_BOUND_MS,
-    () =>
-      ingestProgress(s).find(
-        (line) => Date.parse(line.ingest_time) >= killedAt,
-      ),
+  run.figures.push(`restarted by the supervisor after ${run.since(restartedAt)} (pid ${next.pid})`);
+  const batch = await tier.until('a micro-batch of the restarted ingest job landing', RECOVERY_BOUND_MS, () =>
+    ingestProgress(s).find((line) => Date.parse(line.ingest_time) >= killedAt),
   );
   const landedAt = Date.parse(batch.ingest_time) + batch.duration_ms;
-  run.figures.push(
-    `micro-batch ${batch.batch_id} (${batch.consumed} records) landed ${run.since(landedAt)} after the kill`,
-  );
+  run.figures.push(`micro-batch ${batch.batch_id} (${batch.consumed} records) landed ${run.since(landedAt)} after the kill`);
   run.recoveryMs = landedAt - killedAt;
   const left = listProcesses().filter((p) => p.pgid === jvm.pgid);
   if (left.length > 0)
-    run.problems.push(
-      `processes of the killed job are still alive: ${left.map((p) => `${p.pid} ${p.argv.slice(0, 2).join(" ")}`).join(", ")}`,
-    );
+    run.problems.push(`processes of the killed job are still alive: ${left.map((p) => `${p.pid} ${p.argv.slice(0, 2).join(' ')}`).join(', ')}`);
 }
 
 /** The next instant a live window closes, at least `leadMs` from now. */
@@ -296,44 +220,29 @@ async function nextLiveClose(s: Scenario, leadMs: number): Promise<number> {
 async function demandCurate(s: Scenario): Promise<void> {
   if (curateJobs(s).some((j) => j.replay)) return;
   const status = await controllerStatus(s);
-  if (
-    s.windows.some((w) =>
-      status.queue.some((q) => Date.parse(q.window.from) === w.fromMs),
-    )
-  )
-    return;
+  if (s.windows.some((w) => status.queue.some((q) => Date.parse(q.window.from) === w.fromMs))) return;
   const loaded = s.windows.find((w) => isLoaded(status, w));
   if (loaded) await requestBackfill(s, [loaded], true);
 }
 
-async function workerFault(
-  run: Run,
-  s: Scenario,
-  settings: FaultSettings,
-): Promise<void> {
+async function workerFault(run: Run, s: Scenario, settings: FaultSettings): Promise<void> {
   const { tier } = s;
   const worker = tier.worker;
-  if (!worker) throw new Error("no worker is running");
+  if (!worker) throw new Error('no worker is running');
   let demandedAt = 0;
-  const what = `a backfill curate job running${settings.alignWorkerKill ? " shortly before a live window closes" : ""}`;
+  const what = `a backfill curate job running${settings.alignWorkerKill ? ' shortly before a live window closes' : ''}`;
   const target = await tier.until(
     what,
     2 * s.windowMs + 5 * 60_000,
     async () => {
       const close = await nextLiveClose(s, 0);
       const lead = close - Date.now();
-      if (
-        (!settings.alignWorkerKill || lead < 200_000) &&
-        Date.now() - demandedAt > 120_000
-      ) {
+      if ((!settings.alignWorkerKill || lead < 200_000) && Date.now() - demandedAt > 120_000) {
         demandedAt = Date.now();
         await demandCurate(s);
       }
       const job = curateJobs(s).find((j) => j.replay);
-      return job &&
-        (!settings.alignWorkerKill || (lead >= 15_000 && lead <= 150_000))
-        ? { job, close }
-        : undefined;
+      return job && (!settings.alignWorkerKill || (lead >= 15_000 && lead <= 150_000)) ? { job, close } : undefined;
     },
     1_000,
   );
@@ -343,12 +252,10 @@ async function workerFault(
     `curate of ${label(window)} running (pid ${target.job.jvm.pid}); live window ${new Date(liveFromMs).toISOString().slice(11, 16)} closes in ${seconds(target.close - Date.now())}`,
   );
   tier.killWorker(worker);
-  run.record(worker.pid, "worker node process");
+  run.record(worker.pid, 'worker node process');
   const killedAt = run.killedAt!;
   const replacement = await tier.startWorker();
-  run.figures.push(
-    `new worker (pid ${replacement.pid}) polling ${run.since(Date.now())} after the kill`,
-  );
+  run.figures.push(`new worker (pid ${replacement.pid}) polling ${run.since(Date.now())} after the kill`);
 
   let liveScheduledAt: number | undefined;
   let loadedAt: number | undefined;
@@ -358,13 +265,7 @@ async function workerFault(
       killedAt + WORKER_WINDOW_DEADLINE_MS - Date.now(),
       async () => {
         const status = await controllerStatus(s);
-        if (
-          liveScheduledAt === undefined &&
-          (recordOf(status, liveFromMs) ||
-            status.running.some(
-              (r) => Date.parse(r.window.from) === liveFromMs,
-            ))
-        )
+        if (liveScheduledAt === undefined && (recordOf(status, liveFromMs) || status.running.some((r) => Date.parse(r.window.from) === liveFromMs)))
           liveScheduledAt = Date.now();
         const record = loadedSince(status, window.fromMs, killedAt);
         if (record) loadedAt = Date.parse(record.loadedAt!);
@@ -372,15 +273,11 @@ async function workerFault(
       },
     );
   } catch (err) {
-    run.problems.push(
-      `${(err as Error).message}${await stuckEvidence(s, window)}`,
-    );
+    run.problems.push(`${(err as Error).message}${await stuckEvidence(s, window)}`);
   }
   if (loadedAt !== undefined) {
     run.recoveryMs = loadedAt - killedAt;
-    run.figures.push(
-      `window ${label(window)} loaded ${run.since(loadedAt)} after the kill`,
-    );
+    run.figures.push(`window ${label(window)} loaded ${run.since(loadedAt)} after the kill`);
   }
   const live = new Date(liveFromMs).toISOString().slice(11, 16);
   const outageEnd = loadedAt ?? killedAt + WORKER_WINDOW_DEADLINE_MS;
@@ -394,23 +291,14 @@ async function workerFault(
   const liveDeadline = target.close + LIVE_SCHEDULING_SLACK_MS;
   if (liveScheduledAt === undefined) {
     liveScheduledAt = await tier
-      .until(
-        `live window ${new Date(liveFromMs).toISOString().slice(11, 16)} started`,
-        Math.max(0, liveDeadline - Date.now()),
-        async () => {
-          const status = await controllerStatus(s);
-          return recordOf(status, liveFromMs) ||
-            status.running.some((r) => Date.parse(r.window.from) === liveFromMs)
-            ? Date.now()
-            : undefined;
-        },
-      )
+      .until(`live window ${new Date(liveFromMs).toISOString().slice(11, 16)} started`, Math.max(0, liveDeadline - Date.now()), async () => {
+        const status = await controllerStatus(s);
+        return recordOf(status, liveFromMs) || status.running.some((r) => Date.parse(r.window.from) === liveFromMs) ? Date.now() : undefined;
+      })
       .catch(() => undefined);
   }
   if (liveScheduledAt === undefined || liveScheduledAt > liveDeadline) {
-    const why = await liveLaneEvidence(s).catch(
-      (err: unknown) => `; (${(err as Error).message})`,
-    );
+    const why = await liveLaneEvidence(s).catch((err: unknown) => `; (${(err as Error).message})`);
     run.problems.push(
       `live window ${live}, closed ${seconds(target.close - killedAt)} after the kill, was not started within ${seconds(LIVE_SCHEDULING_SLACK_MS)} of closing${why}`,
     );
@@ -424,18 +312,12 @@ async function workerFault(
 /** What a batch run waits for: its pending activities as Temporal describes them. */
 async function pendingOf(s: Scenario, workflowId: string): Promise<string> {
   try {
-    const description = await s.tier.ask((client) =>
-      client.workflow.getHandle(workflowId).describe(),
-    );
+    const description = await s.tier.ask((client) => client.workflow.getHandle(workflowId).describe());
     const pending = (description.raw.pendingActivities ?? []).map((a) => {
-      const heartbeat = a.lastHeartbeatTime?.seconds
-        ? new Date(Number(a.lastHeartbeatTime.seconds) * 1000)
-            .toISOString()
-            .slice(11, 19)
-        : "never";
-      return `${a.activityType?.name} attempt ${a.attempt}, last heartbeat ${heartbeat}, on ${a.lastWorkerIdentity || "?"}`;
+      const heartbeat = a.lastHeartbeatTime?.seconds ? new Date(Number(a.lastHeartbeatTime.seconds) * 1000).toISOString().slice(11, 19) : 'never';
+      return `${a.activityType?.name} attempt ${a.attempt}, last heartbeat ${heartbeat}, on ${a.lastWorkerIdentity || '?'}`;
     });
-    return `${workflowId} is ${description.status.name}, pending: ${pending.join("; ") || "none"}`;
+    return `${workflowId} is ${description.status.name}, pending: ${pending.join('; ') || 'none'}`;
   } catch (err) {
     return `describing ${workflowId} failed: ${(err as Error).message}`;
   }
@@ -444,35 +326,27 @@ async function pendingOf(s: Scenario, workflowId: string): Promise<string> {
 /** Why a window did not load: its batch run's pending activities. */
 async function stuckEvidence(s: Scenario, window: Window): Promise<string> {
   const record = recordOf(await controllerStatus(s), window.fromMs);
-  return record
-    ? `; its batch run ${await pendingOf(s, record.workflowId)}`
-    : "; the controller has no record of the window";
+  return record ? `; its batch run ${await pendingOf(s, record.workflowId)}` : '; the controller has no record of the window';
 }
 
 /** Why a live window did not start: what holds the live lane (one live run at a time). */
 async function liveLaneEvidence(s: Scenario): Promise<string> {
   const status = await controllerStatus(s);
-  const live = status.running.filter((r) => r.reason === "live");
+  const live = status.running.filter((r) => r.reason === 'live');
   if (live.length === 0)
-    return `; no live run is in the way (queue: ${status.queue.map((q) => `${q.window.from.slice(11, 16)} ${q.reason}`).join(", ") || "empty"})`;
+    return `; no live run is in the way (queue: ${status.queue.map((q) => `${q.window.from.slice(11, 16)} ${q.reason}`).join(', ') || 'empty'})`;
   const held = await Promise.all(
-    live.map(
-      async (r) =>
-        `${r.window.from.slice(11, 16)} since ${r.startedAt.slice(11, 19)}: ${await pendingOf(s, r.workflowId)}`,
-    ),
+    live.map(async (r) => `${r.window.from.slice(11, 16)} since ${r.startedAt.slice(11, 19)}: ${await pendingOf(s, r.workflowId)}`),
   );
-  return `; the live lane is held by ${held.join("; ")}`;
+  return `; the live lane is held by ${held.join('; ')}`;
 }
 
 /** What the workers report (queries run on a worker): the controller's history length, the fleet's events so far. */
-async function progressMarks(
-  s: Scenario,
-): Promise<{ controller: number; fleet: number | undefined }> {
+async function progressMarks(s: Scenario): Promise<{ controller: number; fleet: number | undefined }> {
   const controller = (await controllerStatus(s)).historyLength;
   if (!s.fleet) return { controller, fleet: undefined };
   const fleet = s.fleet;
-  const running =
-    (await s.tier.ask(() => fleet.describe())).status.name === "RUNNING";
+  const running = (await s.tier.ask(() => fleet.describe())).status.name === 'RUNNING';
   if (!running) return { controller, fleet: undefined };
   const status = await s.tier.ask(() => fleet.query(fleetStatusQuery));
   return {
@@ -481,49 +355,21 @@ async function progressMarks(
   };
 }
 
-async function temporalFault(
-  run: Run,
-  s: Scenario,
-  settings: FaultSettings,
-): Promise<void> {
+async function temporalFault(run: Run, s: Scenario, settings: FaultSettings): Promise<void> {
   const { tier } = s;
-  const restartedAt = await killStackComponent(
-    run,
-    tier,
-    "temporal",
-    "Temporal dev server",
-    settings.temporalDownSeconds,
-  );
-  const before = await tier.until(
-    "the worker answering queries again after the restart",
-    3 * 60_000,
-    () => progressMarks(s),
-  );
-  run.figures.push(
-    `worker answering queries ${run.since(Date.now(), restartedAt)} after the restart`,
-  );
-  const what = `the controller${before.fleet === undefined ? "" : " and the fleet"} making progress after the restart`;
+  const restartedAt = await killStackComponent(run, tier, 'temporal', 'Temporal dev server', settings.temporalDownSeconds);
+  const before = await tier.until('the worker answering queries again after the restart', 3 * 60_000, () => progressMarks(s));
+  run.figures.push(`worker answering queries ${run.since(Date.now(), restartedAt)} after the restart`);
+  const what = `the controller${before.fleet === undefined ? '' : ' and the fleet'} making progress after the restart`;
   const progressedAt = await tier.until(what, 3 * 60_000, async () => {
     const now = await progressMarks(s);
-    const fleet =
-      before.fleet === undefined ||
-      now.fleet === undefined ||
-      now.fleet > before.fleet;
+    const fleet = before.fleet === undefined || now.fleet === undefined || now.fleet > before.fleet;
     return now.controller > before.controller && fleet ? Date.now() : undefined;
   });
-  run.figures.push(
-    `controller${before.fleet === undefined ? "" : " and fleet"} progressing ${run.since(progressedAt, restartedAt)} after the restart`,
-  );
+  run.figures.push(`controller${before.fleet === undefined ? '' : ' and fleet'} progressing ${run.since(progressedAt, restartedAt)} after the restart`);
   run.recoveryMs = progressedAt - run.killedAt!;
-  const streaming = await tier
-    .ask((client) =>
-      client.workflow.getHandle(STREAMING_WORKFLOW_ID).describe(),
-    )
-    .catch(() => undefined);
-  if (streaming && streaming.status.name !== "RUNNING")
-    run.problems.push(
-      `the streaming supervisor is ${streaming.status.name} after the restart`,
-    );
+  const streaming = await tier.ask((client) => client.workflow.getHandle(STREAMING_WORKFLOW_ID).describe()).catch(() => undefined);
+  if (streaming && streaming.status.name !== 'RUNNING') run.problems.push(`the streaming supervisor is ${streaming.status.name} after the restart`);
 }
 
 async function curateFault(run: Run, s: Scenario): Promise<void> {
@@ -532,7 +378,7 @@ async function curateFault(run: Run, s: Scenario): Promise<void> {
   let job: CurateJob | undefined;
   let staging: string[] = [];
   await tier.until(
-    "a curate job of a replay window writing the curated layer",
+    'a curate job of a replay window writing the curated layer',
     10 * 60_000,
     async () => {
       if (Date.now() - demandedAt > 120_000) {
@@ -552,19 +398,12 @@ async function curateFault(run: Run, s: Scenario): Promise<void> {
     500,
   );
   const window = job!.replay!;
-  run.killed(
-    job!.jvm.pid,
-    `curate spark-submit JVM of ${label(window)} (writing ${staging.join(", ")})`,
-  );
+  run.killed(job!.jvm.pid, `curate spark-submit JVM of ${label(window)} (writing ${staging.join(', ')})`);
   const killedAt = run.killedAt!;
-  const record = await tier.until(
-    `window ${label(window)} loaded after its curate job was killed`,
-    RECOVERY_BOUND_MS,
-    async () => loadedSince(await controllerStatus(s), window.fromMs, killedAt),
+  const record = await tier.until(`window ${label(window)} loaded after its curate job was killed`, RECOVERY_BOUND_MS, async () =>
+    loadedSince(await controllerStatus(s), window.fromMs, killedAt),
   );
   const loadedAt = Date.parse(record.loadedAt!);
-  run.figures.push(
-    `window ${label(window)} loaded ${run.since(loadedAt)} after the kill (batch run ${record.workflowId}, attempt ${record.attempts})`,
-  );
+  run.figures.push(`window ${label(window)} loaded ${run.since(loadedAt)} after the kill (batch run ${record.workflowId}, attempt ${record.attempts})`);
   run.recoveryMs = loadedAt - killedAt;
 }

@@ -2,18 +2,18 @@
 // source of truth for exactly-once, independent of the pipeline's own listing and counting code
 // (a bug there must not hide itself). Folder patterns name the partition depth of each layer, so
 // Spark's staging folders (`.spark-staging-*`, `_temporary`) and bookkeeping files never match.
-import { existsSync } from "node:fs";
-import { join } from "node:path";
-import type { DuckDBConnection } from "@duckdb/node-api";
-import { withDatabase } from "../../activities/duckdb";
-import type { Source } from "../../schemas";
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { withDatabase } from '../../activities/duckdb';
+import type { Source } from '../../schemas';
 
-export type LakeLayer = "raw" | "curated";
+export type LakeLayer = 'raw' | 'curated';
 
-const LAYOUT: Record<LakeLayer | "quarantine", string> = {
-  raw: "date=*/hour=*/batch_id=*/*.parquet",
-  curated: "date=*/hour=*/*.parquet",
-  quarantine: "date=*/batch_id=*/*.parquet",
+const LAYOUT: Record<LakeLayer | 'quarantine', string> = {
+  raw: 'date=*/hour=*/batch_id=*/*.parquet',
+  curated: 'date=*/hour=*/*.parquet',
+  quarantine: 'date=*/batch_id=*/*.parquet',
 };
 
 /** Copies per event id (and the event time of one copy): what one source's table holds. */
@@ -41,16 +41,10 @@ function isNoFiles(err: unknown): boolean {
 
 /** A Parquet file Spark replaced between DuckDB's glob and its read: read again. */
 function isVanished(err: unknown): boolean {
-  return (
-    err instanceof Error &&
-    /No such file|cannot open file|does not exist/i.test(err.message)
-  );
+  return err instanceof Error && /No such file|cannot open file|does not exist/i.test(err.message);
 }
 
-async function rowsOf(
-  conn: DuckDBConnection,
-  sql: string,
-): Promise<Record<string, unknown>[]> {
+async function rowsOf(conn: DuckDBConnection, sql: string): Promise<Record<string, unknown>[]> {
   for (let attempt = 1; ; attempt++) {
     try {
       return (await conn.runAndReadAll(sql)).getRowObjectsJson();
@@ -78,39 +72,24 @@ const ID_QUERY = (from: string) =>
   `SELECT event_id, count(*) AS copies, strftime(min(CAST(event_time AS TIMESTAMPTZ)), '%Y-%m-%dT%H:%M:%S.%gZ') AS event_time FROM ${from} GROUP BY event_id`;
 
 /** Event ids of one source in a lake layer, as the Parquet files under `<lakeRoot>/<layer>/<source>` hold them. */
-export async function lakeIds(
-  lakeRoot: string,
-  layer: LakeLayer,
-  source: Source,
-): Promise<IdCounts> {
+export async function lakeIds(lakeRoot: string, layer: LakeLayer, source: Source): Promise<IdCounts> {
   const pattern = join(lakeRoot, layer, source, LAYOUT[layer]);
   return withDatabase(undefined, async (conn) =>
-    idCounts(
-      await rowsOf(
-        conn,
-        ID_QUERY(
-          `read_parquet(${sqlString(pattern)}, union_by_name = true, hive_partitioning = false)`,
-        ),
-      ),
-    ),
+    idCounts(await rowsOf(conn, ID_QUERY(`read_parquet(${sqlString(pattern)}, union_by_name = true, hive_partitioning = false)`))),
   );
 }
 
 /** Every record of the quarantine, all sources. */
-export async function quarantineRows(
-  lakeRoot: string,
-  sources: readonly Source[],
-): Promise<QuarantineRow[]> {
+export async function quarantineRows(lakeRoot: string, sources: readonly Source[]): Promise<QuarantineRow[]> {
   return withDatabase(undefined, async (conn) => {
     const out: QuarantineRow[] = [];
     for (const source of sources) {
-      const pattern = join(lakeRoot, "quarantine", source, LAYOUT.quarantine);
+      const pattern = join(lakeRoot, 'quarantine', source, LAYOUT.quarantine);
       const rows = await rowsOf(
         conn,
         `SELECT kafka_key, kafka_topic, kafka_partition, kafka_offset, reason, error_kind FROM read_parquet(${sqlString(pattern)}, union_by_name = true, hive_partitioning = false)`,
       );
-      const text = (value: unknown) =>
-        typeof value === "string" ? value : null;
+      const text = (value: unknown) => (typeof value === 'string' ? value : null);
       for (const r of rows) {
         out.push({
           source,
@@ -134,42 +113,27 @@ export interface WarehouseContents {
 }
 
 /** The warehouse DuckDB file opened read-only: event ids per source table and the loaded windows. */
-export async function warehouseContents(
-  path: string,
-  sources: readonly Source[],
-): Promise<WarehouseContents> {
+export async function warehouseContents(path: string, sources: readonly Source[]): Promise<WarehouseContents> {
   const empty = (): IdCounts => ({
     counts: new Map(),
     eventTimeMs: new Map(),
     rows: 0,
   });
-  const ids = Object.fromEntries(sources.map((s) => [s, empty()])) as Record<
-    Source,
-    IdCounts
-  >;
+  const ids = Object.fromEntries(sources.map((s) => [s, empty()])) as Record<Source, IdCounts>;
   const loadedWindows = new Map<string, Set<string>>();
   if (!existsSync(path)) return { ids, loadedWindows };
   return withDatabase(
     path,
     async (conn) => {
       const tables = new Set(
-        (
-          await rowsOf(
-            conn,
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main'",
-          )
-        ).map((r) => String(r.table_name)),
+        (await rowsOf(conn, "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main'")).map((r) =>
+          String(r.table_name),
+        ),
       );
-      for (const source of sources)
-        if (tables.has(source))
-          ids[source] = idCounts(await rowsOf(conn, ID_QUERY(`"${source}"`)));
-      if (tables.has("loaded_windows")) {
-        const iso = (column: string) =>
-          `strftime(${column}, '%Y-%m-%dT%H:%M:%S.%gZ')`;
-        for (const r of await rowsOf(
-          conn,
-          `SELECT ${iso("window_from")} AS f, ${iso("window_to")} AS t, source FROM loaded_windows`,
-        )) {
+      for (const source of sources) if (tables.has(source)) ids[source] = idCounts(await rowsOf(conn, ID_QUERY(`"${source}"`)));
+      if (tables.has('loaded_windows')) {
+        const iso = (column: string) => `strftime(${column}, '%Y-%m-%dT%H:%M:%S.%gZ')`;
+        for (const r of await rowsOf(conn, `SELECT ${iso('window_from')} AS f, ${iso('window_to')} AS t, source FROM loaded_windows`)) {
           const key = windowKey(String(r.f), String(r.t));
           const set = loadedWindows.get(key) ?? new Set<string>();
           set.add(String(r.source));

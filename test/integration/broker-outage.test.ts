@@ -27,6 +27,7 @@ import { fleetSimulation, fleetStatusQuery, type FleetSimulationResult, type Fle
 import { Child, killBroker } from '../helpers/child';
 import { runCli } from '../helpers/cli';
 import { consumeSince, snapshotOffsets, type Consumed, type Offsets } from '../helpers/kafka';
+import { until } from '../helpers/until';
 
 const config = loadConfig();
 const OUTAGE_MS = 30_000;
@@ -190,12 +191,3 @@ describe('a broker outage of 30 s and more', { timeout: 15 * 60_000 }, () => {
   });
 });
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(500);
-  }
-}
