@@ -331,13 +331,17 @@ export async function benchStream(opts: BenchStreamOptions = {}): Promise<BenchS
     conf: opts.conf ?? { 'spark.ui.enabled': 'false' },
   };
   const invalidShare = opts.invalidShare ?? 0.015;
-  const vehicles = opts.vehicles ?? 40;
+  // A vehicle's journey ends (about 3,800 events): enough vehicles for the backlog and the paced part.
+  const vehicles = opts.vehicles ?? 100;
   const backlogCount = (o.warmupBatches + o.measuredBatches + 1) * o.maxOffsetsPerTrigger;
   const pacedCount = Math.round(o.pacedEventsPerSec * o.pacedSeconds);
   const generated: SmartCityEvent[] = [];
   for (const e of fleetEvents({ vehicles, seed: 7, start: new Date('2026-03-02T07:00:00Z') })) {
     if (generated.length >= backlogCount + pacedCount) break;
     generated.push(e);
+  }
+  if (generated.length < backlogCount + pacedCount) {
+    throw new Error(`${vehicles} vehicles make ${generated.length} events, fewer than the ${backlogCount + pacedCount} the bench needs: use more vehicles`);
   }
   const backlog = withInvalid(generated.slice(0, backlogCount), invalidShare);
   const paced = withInvalid(generated.slice(backlogCount), invalidShare);
