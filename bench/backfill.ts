@@ -14,6 +14,7 @@ import { connectClient } from '../temporal/connection';
 import { startWorker } from '../workers/worker';
 import { backfillChunk, pipelineStatusQuery, requestBackfillUpdate, smartCityPipeline, type BackfillChunkResult, type PipelineStatus } from '../workflows';
 import { ingestFleetHistory } from './history';
+import { until as untilValue } from '../test/helpers/until';
 
 export interface BenchBackfillOptions {
   config?: Config;
@@ -33,15 +34,6 @@ const median = (xs: number[]) => {
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const spread = (xs: number[]) => `median ${seconds(median(xs))}, range ${seconds(sorted(xs)[0]!)}–${seconds(sorted(xs)[xs.length - 1]!)}`;
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`backfill bench: timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 export async function benchBackfill(opts: BenchBackfillOptions = {}) {
   const base = opts.config ?? loadConfig();
@@ -113,4 +105,9 @@ export async function benchBackfill(opts: BenchBackfillOptions = {}) {
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** Polls every 2 s (a bench or end-to-end step takes minutes). */
+function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  return untilValue(what, probe, timeoutMs, 2_000);
 }

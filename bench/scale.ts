@@ -37,6 +37,7 @@ import {
 import { ZERO_COUNTS } from '../workflows/counts';
 import { planSlices } from '../workflows/slices';
 import { CpuMeter, type CpuUse } from './proc';
+import { until as untilValue } from '../test/helpers/until';
 
 export interface BenchScaleOptions {
   config?: Config;
@@ -390,12 +391,7 @@ async function settle(admin: Admin, config: Config, timeoutMs: number, perSec: n
   }
 }
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(2_000);
-  }
+/** Polls every 2 s (a bench or end-to-end step takes minutes). */
+function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  return untilValue(what, probe, timeoutMs, 2_000);
 }

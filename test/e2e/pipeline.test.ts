@@ -23,21 +23,13 @@ import {
 } from '../../workflows';
 import { SOURCES } from '../../schemas';
 import { recordHistory } from '../helpers/temporal';
+import { until as untilValue } from '../helpers/until';
 
 const config: Config = { ...loadConfig(), temporal: { ...loadConfig().temporal, taskQueue: `e2e-${randomUUID()}` } };
 // A past hour no other test writes to: the streaming job reads whole topics, and the windows below
 // select this run's events by event time.
 const window = { from: '2026-03-10T08:00:00.000Z', to: '2026-03-10T08:30:00.000Z' };
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2_000));
-  }
-}
 
 describe('local target end to end', { timeout: 15 * 60_000 }, () => {
   let worker: RunningWorker;
@@ -109,3 +101,8 @@ describe('local target end to end', { timeout: 15 * 60_000 }, () => {
     });
   });
 });
+
+/** Polls every 2 s (a bench or end-to-end step takes minutes). */
+function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  return untilValue(what, probe, timeoutMs, 2_000);
+}
