@@ -117,11 +117,15 @@ describe('fleetSimulation', () => {
       assert.deepEqual(status.totals, counts(0, { vehicle: 4, gps: 4 }));
       assert.equal(status.parts[0]!.running, true);
 
-      stubs.chunkGate = undefined;
+      // The next chunk waits at a gate of its own, so the first chunk's result is seen before it moves on.
+      let releaseRest = () => {};
+      stubs.chunkGate = new Promise<void>((resolve) => (releaseRest = resolve));
       release();
       // The first chunk's result (12 events: 5 + 4 + 3 of vehicles 0, 1, 2 before 08:05) replaces its reports.
       await waitUntil(() => handle.query(fleetStatusQuery), (s) => s.parts[0]!.nextIndex === 12, 'the first chunk is in');
       await handle.signal(fleetProgressSignal, { slice: 0, chunk: 0, acked: counts(0, { vehicle: 11, gps: 11 }) });
+      stubs.chunkGate = undefined;
+      releaseRest();
       const result = await handle.result();
       assert.deepEqual(result.totals, counts(0, { vehicle: 36, gps: 36 }));
       assert.deepEqual((await handle.query(fleetStatusQuery)).totals, result.totals, 'a report arriving after its chunk ended is not counted');
