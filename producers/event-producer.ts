@@ -370,13 +370,14 @@ export class EventProducer {
         this.resetBeforeNextBatch = true;
         const now = Date.now();
         this.failingSince ??= now;
-        const backoff = Math.min(BACKOFF_FIRST_MS * 2 ** attempt, BACKOFF_MAX_MS);
-        if (!isRetriable(err) || now + backoff >= deadline) {
+        // Retried until the delivery timeout has passed, like the Java producer's delivery.timeout.ms:
+        // the last wait is cut short so that one attempt is made at the deadline itself.
+        if (!isRetriable(err) || now >= deadline) {
           this.giveUp(batch, [...byTopic.keys()], err, now - this.failingSince);
           break;
         }
         this.reportOutage(err, now);
-        await sleep(backoff);
+        await sleep(Math.min(BACKOFF_FIRST_MS * 2 ** attempt, BACKOFF_MAX_MS, deadline - now));
       }
     }
     this.inFlight = [];
