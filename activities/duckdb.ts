@@ -34,8 +34,22 @@ export function tableRoot(config: Config, layer: Layer, source: string): string 
 // ---- databases -----------------------------------------------------------------------------
 
 // DuckDB's lock is per process: two instances of one file in this process would both get it and
-// corrupt the file. Calls on the same file therefore wait for each other here.
-const queues = new Map<string, Promise<unknown>>();
+// corrupt the file. One instance per file is therefore held here and shared: opening it is done
+// one call at a time, writers take turns, readers run beside them on connections of their own.
+const opening = new Map<string, Promise<unknown>>();
+const writing = new Map<string, Promise<unknown>>();
+
+/** Runs `run` after the calls queued on `key` before it, in order. */
+async function inTurn<T>(queues: Map<string, Promise<unknown>>, key: string, run: () => Promise<T>): Promise<T> {
+  const current = (queues.get(key) ?? Promise.resolve()).then(run);
+  const settled = current.catch(() => undefined);
+  queues.set(key, settled);
+  try {
+    return await current;
+  } finally {
+    if (queues.get(key) === settled) queues.delete(key);
+  }
+}
 
 function isLockConflict(err: unknown): boolean {
   return err instanceof Error && /Could not set lock on file/i.test(err.message);
@@ -57,44 +71,109 @@ async function open(path: string, readOnly: boolean): Promise<DuckDBInstance> {
   }
 }
 
-async function session<T>(path: string, readOnly: boolean, run: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
-  if (path !== ':memory:') await mkdir(dirname(path), { recursive: true });
-  const instance = await open(path, readOnly);
+/**
+ * A database file this process holds open between calls for a moment: a burst of calls (a
+ * backfill's loads and checks) opens it once instead of once per call, and keeps DuckDB's catalog
+ * warm. Released once no call has used it for HOLD_IDLE_MS, so other processes (the CLI's report,
+ * a second worker) get the file in the pauses.
+ */
+interface Held {
+  instance: DuckDBInstance;
+  readOnly: boolean;
+  users: number;
+  idle?: NodeJS.Timeout;
+  /** Wakes a writer waiting for the readers of a read-only instance to finish. */
+  drained?: () => void;
+}
+const HOLD_IDLE_MS = 50;
+const held = new Map<string, Held>();
+
+function release(path: string, h: Held): void {
+  clearTimeout(h.idle);
+  if (held.get(path) === h) held.delete(path);
   try {
-    const conn = await instance.connect();
-    try {
-      // Window bounds are UTC instants; with the session in UTC a naive TIMESTAMP compares as UTC
-      // too, and timestamps print the same on every machine.
-      await conn.run("SET TimeZone = 'UTC'");
-      return await run(conn);
-    } finally {
-      conn.disconnectSync();
+    h.instance.closeSync();
+  } catch {
+    // The file may be gone (a test's folder removed); its committed writes are in it or its WAL.
+  }
+}
+
+/** The held instance of `path` if it serves `readOnly`, else a newly opened one; one call at a time. */
+function acquire(path: string, readOnly: boolean): Promise<Held> {
+  return inTurn(opening, path, async () => {
+    const h = held.get(path);
+    if (h) {
+      clearTimeout(h.idle);
+      h.idle = undefined;
+      // A read-write instance serves readers too; a read-only one is reopened for a writer.
+      if (readOnly || !h.readOnly) {
+        h.users += 1;
+        return h;
+      }
+      if (h.users > 0) await new Promise<void>((wake) => (h.drained = wake));
+      release(path, h);
     }
+    await mkdir(dirname(path), { recursive: true });
+    const opened: Held = { instance: await open(path, readOnly), readOnly, users: 1 };
+    held.set(path, opened);
+    return opened;
+  });
+}
+
+function done(path: string, h: Held): void {
+  h.users -= 1;
+  if (h.users > 0) return;
+  const drained = h.drained;
+  h.drained = undefined;
+  if (drained) return drained();
+  // Whoever acquires the instance next clears this before it fires.
+  h.idle = setTimeout(() => release(path, h), HOLD_IDLE_MS);
+  h.idle.unref();
+}
+
+async function withConnection<T>(instance: DuckDBInstance, run: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+  const conn = await instance.connect();
+  try {
+    // Window bounds are UTC instants; with the session in UTC a naive TIMESTAMP compares as UTC
+    // too, and timestamps print the same on every machine.
+    await conn.run("SET TimeZone = 'UTC'");
+    return await run(conn);
   } finally {
-    instance.closeSync();
+    conn.disconnectSync();
+  }
+}
+
+async function session<T>(path: string, readOnly: boolean, run: (conn: DuckDBConnection) => Promise<T>): Promise<T> {
+  const h = await acquire(path, readOnly);
+  try {
+    return await withConnection(h.instance, run);
+  } finally {
+    done(path, h);
   }
 }
 
 /**
- * Opens the database file (created if missing, unless read-only), runs `run` with a connection and
- * closes the file again, so other processes can open it between calls. Without a path the
- * database lives in memory (for queries over Parquet only).
+ * Runs `run` with a connection of its own to the database file (created if missing, unless
+ * read-only). Writers of a file take turns; readers run beside them and each other, each seeing
+ * committed data. The file is released once idle for a moment, so other processes can open it
+ * between bursts of calls. Without a path the database lives in memory (for queries over Parquet
+ * only).
  */
 export async function withDatabase<T>(
   path: string | undefined,
   run: (conn: DuckDBConnection) => Promise<T>,
   options: { readOnly?: boolean } = {},
 ): Promise<T> {
-  if (path === undefined) return session(':memory:', false, run);
-  const previous = queues.get(path) ?? Promise.resolve();
-  const current = previous.then(() => session(path, options.readOnly ?? false, run));
-  const settled = current.catch(() => undefined);
-  queues.set(path, settled);
-  try {
-    return await current;
-  } finally {
-    if (queues.get(path) === settled) queues.delete(path);
+  if (path === undefined) {
+    const instance = await DuckDBInstance.create(':memory:');
+    try {
+      return await withConnection(instance, run);
+    } finally {
+      instance.closeSync();
+    }
   }
+  if (options.readOnly) return session(path, true, run);
+  return inTurn(writing, path, () => session(path, false, run));
 }
 
 /** Runs `run` in one transaction: all of its writes become visible together, or none does. */
@@ -131,6 +210,22 @@ export function toNumber(value: Json | undefined): number {
 }
 
 /** Column names of a table of the database file (not of this session's temporary tables); none if it does not exist. */
+/** The column names of every table of the database's main schema, in order (one catalog scan). */
+export async function tablesColumnNames(conn: DuckDBConnection): Promise<Map<string, string[]>> {
+  const rows = await queryRows(
+    conn,
+    "SELECT table_name, column_name FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' ORDER BY table_name, column_index",
+  );
+  const tables = new Map<string, string[]>();
+  for (const r of rows) {
+    const table = toText(r.table_name);
+    const columns = tables.get(table);
+    if (columns) columns.push(toText(r.column_name));
+    else tables.set(table, [toText(r.column_name)]);
+  }
+  return tables;
+}
+
 export async function tableColumnNames(conn: DuckDBConnection, table: string): Promise<string[]> {
   const rows = await queryRows(
     conn,

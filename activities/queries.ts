@@ -16,8 +16,8 @@ import {
   parseWindow,
   queryRows,
   scanParquet,
-  tableColumnNames,
   tableRoot,
+  tablesColumnNames,
   toNumber,
   toText,
   withDatabase,
@@ -60,54 +60,53 @@ interface SourceCheck {
   checks: QualityCheck[];
 }
 
-async function idDifference(conn: DuckDBConnection, left: string, right: string): Promise<{ count: number; examples: unknown }> {
-  const [row] = await queryRows(
-    conn,
-    `SELECT count(*) AS n, list(event_id ORDER BY event_id)[1:3] AS examples
-     FROM (SELECT event_id FROM ${left} EXCEPT SELECT event_id FROM ${right})`,
-  );
-  return { count: toNumber(row?.n), examples: row?.examples };
+/** How many event_ids meet `condition`, and the first few (as `label` renders them). */
+function idsWhere(name: string, condition: string, label = 'event_id'): string {
+  return `count_if(${condition}) AS ${name}_n, (list(${label} ORDER BY event_id) FILTER (WHERE ${condition}))[1:3] AS ${name}_examples`;
 }
 
-async function checkSource(conn: DuckDBConnection, config: Config, source: Source, window: Window, warehouse: boolean): Promise<SourceCheck> {
+async function checkSource(conn: DuckDBConnection, config: Config, source: Source, window: Window, warehouseColumns: string[]): Promise<SourceCheck> {
   const partitions = hourPartitions(window);
   const id = ident(EVENT_ID);
   const time = ident(EVENT_TIME);
   const inWindow = (expr: string) => `${expr} >= $from::TIMESTAMPTZ AND ${expr} < $to::TIMESTAMPTZ`;
-  const span = { from: window.from, to: window.to };
-  const stage = async (table: string, select: string, from: string | undefined, params: Params) => {
-    if (from === undefined) await conn.run(`CREATE OR REPLACE TEMP TABLE ${table} (event_id VARCHAR)`);
-    else await conn.run(`CREATE OR REPLACE TEMP TABLE ${table} AS SELECT ${select} AS event_id FROM ${from}`, params);
-  };
+  const none = 'SELECT NULL::INTEGER AS layer, NULL::VARCHAR AS event_id WHERE false';
+  const params: Params = { from: window.from, to: window.to };
 
-  // Raw holds event_time as sent (ISO text); curated and the warehouse as TIMESTAMPTZ.
+  // The event_ids of the window in each layer, each read once. Raw holds event_time as sent (ISO
+  // text); curated and the warehouse as TIMESTAMPTZ.
   const rawFiles = await listParquet(tableRoot(config, 'raw', source), partitions);
-  await stage('raw_ids', `DISTINCT ${id}`, rawFiles.length ? `${scanParquet('$files')} WHERE ${inWindow(`CAST(${time} AS TIMESTAMPTZ)`)}` : undefined, {
-    ...span,
-    files: fileList(rawFiles),
-  });
+  if (rawFiles.length) params.raw_files = fileList(rawFiles);
   const curatedFiles = await listParquet(tableRoot(config, 'curated', source), partitions);
-  await stage('curated_ids', id, curatedFiles.length ? `${scanParquet('$files')} WHERE ${inWindow(time)}` : undefined, {
-    ...span,
-    files: fileList(curatedFiles),
-  });
-  const warehouseColumns = warehouse ? await tableColumnNames(conn, source) : [];
+  if (curatedFiles.length) params.curated_files = fileList(curatedFiles);
   const hasTable = warehouseColumns.length > 0;
-  await stage('warehouse_ids', id, hasTable ? `${ident(source)} WHERE ${inWindow(time)}` : undefined, span);
-
-  const [counts] = await queryRows(
+  // One pass: each event_id of the window with the copies each layer holds.
+  const [row] = await queryRows(
     conn,
-    `SELECT (SELECT count(*) FROM raw_ids) AS raw, (SELECT count(*) FROM curated_ids) AS curated,
-            (SELECT count(DISTINCT event_id) FROM curated_ids) AS curated_distinct, (SELECT count(*) FROM warehouse_ids) AS warehouse`,
+    `WITH ids AS (
+       SELECT event_id, count_if(layer = 0) > 0 AS in_raw, count_if(layer = 1) AS curated, count_if(layer = 2) AS warehouse
+       FROM (${rawFiles.length ? `SELECT 0 AS layer, ${id} AS event_id FROM ${scanParquet('$raw_files')} WHERE ${inWindow(`CAST(${time} AS TIMESTAMPTZ)`)}` : none}
+             UNION ALL ${curatedFiles.length ? `SELECT 1, ${id} FROM ${scanParquet('$curated_files')} WHERE ${inWindow(time)}` : none}
+             UNION ALL ${hasTable ? `SELECT 2, ${id} FROM ${ident(source)} WHERE ${inWindow(time)}` : none})
+       GROUP BY event_id)
+     SELECT count_if(in_raw) AS raw, coalesce(sum(curated), 0) AS curated, count_if(curated > 0) AS curated_distinct, coalesce(sum(warehouse), 0) AS warehouse,
+       ${idsWhere('not_curated', 'in_raw AND curated = 0')},
+       ${idsWhere('not_raw', 'curated > 0 AND NOT in_raw')},
+       ${idsWhere('not_loaded', 'curated > 0 AND warehouse = 0')},
+       ${idsWhere('not_in_curated', 'warehouse > 0 AND curated = 0')},
+       ${idsWhere('dupes', 'warehouse > 1', `event_id || ' ×' || warehouse`)}
+     FROM ids`,
+    params,
   );
-  const raw = toNumber(counts?.raw);
-  const curated = toNumber(counts?.curated);
-  const warehouseRows = toNumber(counts?.warehouse);
+  const raw = toNumber(row?.raw);
+  const curated = toNumber(row?.curated);
+  const warehouseRows = toNumber(row?.warehouse);
+  const difference = (name: string) => ({ count: toNumber(row?.[`${name}_n`]), examples: row?.[`${name}_examples`] });
   const checks: QualityCheck[] = [];
 
-  const notCurated = await idDifference(conn, 'raw_ids', 'curated_ids');
-  const notRaw = await idDifference(conn, 'curated_ids', 'raw_ids');
-  const curatedCopies = curated - toNumber(counts?.curated_distinct);
+  const notCurated = difference('not_curated');
+  const notRaw = difference('not_raw');
+  const curatedCopies = curated - toNumber(row?.curated_distinct);
   const reconciled = curated === raw && notCurated.count === 0 && notRaw.count === 0;
   checks.push({
     name: `reconcile_raw_curated.${source}`,
@@ -125,8 +124,8 @@ async function checkSource(conn: DuckDBConnection, config: Config, source: Sourc
           .join('; '),
   });
 
-  const notLoaded = await idDifference(conn, 'curated_ids', 'warehouse_ids');
-  const notInCurated = await idDifference(conn, 'warehouse_ids', 'curated_ids');
+  const notLoaded = difference('not_loaded');
+  const notInCurated = difference('not_in_curated');
   const loaded = warehouseRows === curated && notLoaded.count === 0 && notInCurated.count === 0;
   checks.push({
     name: `warehouse_matches_curated.${source}`,
@@ -144,19 +143,14 @@ async function checkSource(conn: DuckDBConnection, config: Config, source: Sourc
           .join('; '),
   });
 
-  const [dupes] = await queryRows(
-    conn,
-    `SELECT count(*) AS n, list(event_id || ' ×' || copies ORDER BY event_id)[1:3] AS examples
-     FROM (SELECT event_id, count(*) AS copies FROM warehouse_ids GROUP BY event_id HAVING count(*) > 1)`,
-  );
-  const duplicated = toNumber(dupes?.n);
+  const dupes = difference('dupes');
   checks.push({
     name: `unique_event_id.${source}`,
-    passed: duplicated === 0,
+    passed: dupes.count === 0,
     detail:
-      duplicated === 0
+      dupes.count === 0
         ? `every event_id occurs once in warehouse table ${source} for the window`
-        : `${duplicated} event_ids occur more than once in warehouse table ${source}${examples(dupes?.examples)}; re-run loadWarehouse for ${window.label}, which replaces the window`,
+        : `${dupes.count} event_ids occur more than once in warehouse table ${source}${examples(dupes.examples)}; re-run loadWarehouse for ${window.label}, which replaces the window`,
   });
 
   checks.push(...(await contractChecks(conn, source, window, warehouseColumns)));
@@ -176,27 +170,36 @@ async function contractChecks(conn: DuckDBConnection, source: Source, window: Wi
   const from = b.bind(window.from);
   const to = b.bind(window.to);
   const id = ident(EVENT_ID);
-  const selects = ['count(*) AS rows'];
+  // Counts first; the examples (which event_id, which values) only for a window that breaks a
+  // rule, so a clean window costs one light pass.
+  const counts = ['count(*) AS rows'];
+  const details: string[] = [];
   checked.forEach((rule, i) => {
     const c = ident(rule.column);
-    if (rule.required) selects.push(`count(*) FILTER (WHERE ${c} IS NULL) AS null_${i}`, `min(${id}) FILTER (WHERE ${c} IS NULL) AS null_id_${i}`);
+    if (rule.required) {
+      counts.push(`count_if(${c} IS NULL) AS null_${i}`);
+      details.push(`min(${id}) FILTER (WHERE ${c} IS NULL) AS null_id_${i}`);
+    }
     const wrong = violation(rule, b);
     if (wrong) {
-      selects.push(
-        `count(*) FILTER (WHERE ${wrong}) AS bad_${i}`,
+      counts.push(`count_if(${wrong}) AS bad_${i}`);
+      details.push(
         `min(${id}) FILTER (WHERE ${wrong}) AS bad_id_${i}`,
         `min(${c}) FILTER (WHERE ${wrong})::VARCHAR AS bad_min_${i}`,
         `max(${c}) FILTER (WHERE ${wrong})::VARCHAR AS bad_max_${i}`,
       );
     }
   });
-  const [row] = hasTable
-    ? await queryRows(
+  const select = async (selects: string[]) =>
+    (
+      await queryRows(
         conn,
         `SELECT ${selects.join(', ')} FROM ${ident(source)} WHERE ${ident(EVENT_TIME)} >= ${from}::TIMESTAMPTZ AND ${ident(EVENT_TIME)} < ${to}::TIMESTAMPTZ`,
         b.values,
       )
-    : [undefined];
+    )[0];
+  let row = hasTable ? await select(counts) : undefined;
+  if (row && Object.entries(row).some(([name, n]) => name !== 'rows' && toNumber(n) > 0)) row = { ...row, ...(await select(details)) };
 
   const nulls: string[] = missing.map((c) => `column ${c} is missing from the table`);
   const outside: string[] = [];
@@ -234,7 +237,7 @@ export function queryActivities(config: Config) {
   return {
     /** The window's counts per layer and the checks that must hold once it is loaded. */
     async checkQuality(input: { window: TimeWindow }): Promise<QualityResult> {
-      return heartbeating(() => withCuratedLayer(async () => {
+      return heartbeating(() => withCuratedLayer('read', async () => {
         const window = parseWindow(input.window);
         // Before the first load there is no warehouse file: its tables count as empty.
         const loaded = existsSync(warehouse);
@@ -243,8 +246,9 @@ export function queryActivities(config: Config) {
           async (conn) => {
             const counts = { raw: zeroCounts(), curated: zeroCounts(), warehouse: zeroCounts() };
             const checks: QualityCheck[] = [];
+            const tables = loaded ? await tablesColumnNames(conn) : new Map<string, string[]>();
             for (const source of SOURCES) {
-              const result = await checkSource(conn, config, source, window, loaded);
+              const result = await checkSource(conn, config, source, window, tables.get(source) ?? []);
               counts.raw[source] = result.raw;
               counts.curated[source] = result.curated;
               counts.warehouse[source] = result.warehouse;

@@ -97,7 +97,7 @@ export function sparkActivities(config: Config) {
       const { from, to } = input.window;
       const name = curateJobName(input.window);
       return heartbeating(async (ctx) => {
-        const result = await withCuratedLayer(async () => {
+        const result = await withCuratedLayer('write', async () => {
           // Cancelled while it waited for its turn: there is nothing to stop.
           if (ctx?.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
           owned.add(name);

@@ -16,8 +16,8 @@ import {
   listParquet,
   parseWindow,
   scanParquet,
-  tableColumnNames,
   tableRoot,
+  tablesColumnNames,
   withDatabase,
   type Column,
   type LakeFile,
@@ -38,9 +38,9 @@ export function warehousePath(config: Config): string {
 }
 
 /** Creates the source's table from the curated columns, or adds the curated columns it lacks. */
-async function conformTable(conn: DuckDBConnection, source: Source, curated: Column[]): Promise<void> {
+async function conformTable(conn: DuckDBConnection, source: Source, curated: Column[], columns: string[]): Promise<void> {
   const table = ident(source);
-  const existing = new Set(await tableColumnNames(conn, source));
+  const existing = new Set(columns);
   if (existing.size === 0) {
     // Types are DuckDB's own rendering of the Parquet schema, valid DDL as they stand.
     await conn.run(`CREATE TABLE ${table} (${curated.map((c) => `${ident(c.name)} ${c.type}`).join(', ')})`);
@@ -51,13 +51,16 @@ async function conformTable(conn: DuckDBConnection, source: Source, curated: Col
   }
 }
 
-/** Replaces the window's rows of one source with the curated ones; returns how many were inserted. */
-async function replaceWindow(conn: DuckDBConnection, source: Source, files: LakeFile[], window: Window): Promise<number> {
+/**
+ * Replaces the window's rows of one source with the curated ones; returns how many were inserted.
+ * `columns`: the table's columns before the load, none when it does not exist yet.
+ */
+async function replaceWindow(conn: DuckDBConnection, source: Source, files: LakeFile[], window: Window, columns: string[]): Promise<number> {
   const bounds = { from: window.from, to: window.to };
   const inWindow = `${ident(EVENT_TIME)} >= $from::TIMESTAMPTZ AND ${ident(EVENT_TIME)} < $to::TIMESTAMPTZ`;
-  const columns = await describeParquet(conn, files);
-  if (columns.length > 0) await conformTable(conn, source, columns);
-  else if ((await tableColumnNames(conn, source)).length === 0) return 0;
+  const curated = await describeParquet(conn, files);
+  if (curated.length > 0) await conformTable(conn, source, curated, columns);
+  else if (columns.length === 0) return 0;
   await conn.run(`DELETE FROM ${ident(source)} WHERE ${inWindow}`, bounds);
   if (files.length === 0) return 0;
   // Curated hour partitions also hold the neighbouring windows' rows: only the window's are loaded.
@@ -77,17 +80,18 @@ export function warehouseActivities(config: Config) {
      * leaves the previous load of the window in place.
      */
     async loadWarehouse(input: { window: TimeWindow }): Promise<LoadResult> {
-      return heartbeating(() => withCuratedLayer(async () => {
+      return heartbeating(() => withCuratedLayer('read', async () => {
         const window = parseWindow(input.window);
         const partitions = hourPartitions(window);
         return withDatabase(database, async (conn) => {
           await conn.run(LOADED_WINDOWS);
           const rows = await inTransaction(conn, async () => {
             const counts = {} as SourceCounts;
+            const tables = await tablesColumnNames(conn);
             for (const source of SOURCES) {
               const files = await listParquet(tableRoot(config, 'curated', source), partitions);
               try {
-                counts[source] = await replaceWindow(conn, source, files, window);
+                counts[source] = await replaceWindow(conn, source, files, window, tables.get(source) ?? []);
               } catch (err) {
                 throw new Error(`loading ${source} for ${window.label} from curated failed, nothing was changed: ${(err as Error).message}`);
               }

@@ -404,11 +404,21 @@ describe('loadWarehouse', () => {
     const { config } = await scenario();
     const act = activities(config);
     await act.loadWarehouse({ window: W1 });
-    // What `smartcity report` does from its own process: open read-only, query, hold it a moment.
+    // What `smartcity report` does from its own process: open read-only (waiting while the worker
+    // still holds the file after its burst of calls), query, hold it a moment.
     const report = `
       const { DuckDBInstance } = require('@duckdb/node-api');
+      const open = async (tries) => {
+        try {
+          return await DuckDBInstance.create(process.argv[1], { access_mode: 'READ_ONLY' });
+        } catch (err) {
+          if (tries === 0 || !/lock/i.test(err.message)) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          return open(tries - 1);
+        }
+      };
       (async () => {
-        const db = await DuckDBInstance.create(process.argv[1], { access_mode: 'READ_ONLY' });
+        const db = await open(250);
         const conn = await db.connect();
         console.log(String((await conn.runAndReadAll('SELECT count(*) FROM gps')).getRows()[0][0]));
         await new Promise((resolve) => setTimeout(resolve, 800));
