@@ -1,7 +1,7 @@
 // The activities of the batch stages, with their timeouts and retries, and how a failed run is
 // recorded: shared by batchRun (one window) and backfillChunk (many windows, one curate). Not
 // exported from the bundle's entry point (./index): its functions are no workflows.
-import { ActivityCancellationType, ApplicationFailure, ChildWorkflowFailure, proxyActivities, rootCause } from '@temporalio/workflow';
+import { ActivityCancellationType, ApplicationFailure, ChildWorkflowFailure, proxyActivities, proxyLocalActivities, rootCause } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { z } from 'zod';
 import type { PipelineActivities } from '../activities/types';
@@ -41,18 +41,28 @@ export const { curateWindow } = proxyActivities<PipelineActivities>({
   retry: { initialInterval: '15s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 3 },
   cancellationType,
 });
-export const { loadWarehouse } = proxyActivities<PipelineActivities>({
+const loadOptions = {
   startToCloseTimeout: '30 minutes',
-  heartbeatTimeout,
   retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '2 minutes', maximumAttempts: 5 },
   cancellationType,
-});
-export const { checkQuality } = proxyActivities<PipelineActivities>({
+} as const;
+const qualityOptions = {
   startToCloseTimeout: '15 minutes',
-  heartbeatTimeout,
   retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 3 },
   cancellationType,
-});
+} as const;
+export const { loadWarehouse } = proxyActivities<PipelineActivities>({ ...loadOptions, heartbeatTimeout });
+export const { checkQuality } = proxyActivities<PipelineActivities>({ ...qualityOptions, heartbeatTimeout });
+
+/**
+ * The same two stages as local activities, for the windows of a backfillChunk: each is short once
+ * its chunk has curated, and run by the worker that runs the window's workflow task they cost no
+ * activity task and no workflow task of their own (a chunk runs hundreds). A worker that dies
+ * mid-stage is noticed by the workflow task's timeout; the next worker runs the stage again (a
+ * load replaces its window, so it is safe to repeat).
+ */
+export const { loadWarehouse: loadWarehouseLocal } = proxyLocalActivities<PipelineActivities>(loadOptions);
+export const { checkQuality: checkQualityLocal } = proxyLocalActivities<PipelineActivities>(qualityOptions);
 
 /** Why a batch run failed, as the controller records it for its window. */
 export interface RunError {

@@ -208,8 +208,13 @@ describe('smartCityPipeline', () => {
       const runResult = await run.result();
       assert.deepEqual(Object.keys(runResult.timings), ['load', 'quality'], 'a window curated by its chunk is only loaded and checked');
       assert.equal(runResult.curatedBy, chunks[0]);
+      // Loaded and checked by local activities: markers in the window's history, no activity tasks.
+      const events = (await run.fetchHistory()).events ?? [];
+      assert.equal(events.filter((e) => e.activityTaskScheduledEventAttributes).length, 0, 'no activity task for a window its chunk curated');
+      assert.equal(events.filter((e) => e.markerRecordedEventAttributes).length, 3, 'the patch marker and two local activities');
       await recordHistory(chunk, 'backfillChunk-four-windows');
-      await recordHistory(run, 'batchRun-curated-by-chunk');
+      // batchRun-curated-by-chunk.json, recorded before the patch (activity tasks), stays as it is.
+      await recordHistory(run, 'batchRun-curated-by-chunk-local-activities');
       assert.equal(await closeWorkflow(handle), 'CANCELLED');
       await recordHistory(env.client.workflow.getHandle(handle.workflowId, handle.firstExecutionRunId), 'smartCityPipeline-chunked-backfill');
     });
