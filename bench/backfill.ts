@@ -13,6 +13,7 @@ import { runSparkJob } from '../spark/runner';
 import { connectClient } from '../temporal/connection';
 import { startWorker } from '../workers/worker';
 import { backfillChunk, pipelineStatusQuery, requestBackfillUpdate, smartCityPipeline, type BackfillChunkResult, type PipelineStatus } from '../workflows';
+import { smartCityPipelineInputSchema } from '../workflows/pipeline';
 import { ingestFleetHistory } from './history';
 import { until as untilValue } from '../test/helpers/until';
 
@@ -25,6 +26,8 @@ export interface BenchBackfillOptions {
 }
 
 const WINDOW_MINUTES = 5;
+/** Window runs of a chunk at a time: the controller's default. */
+const LOAD_LANES = smartCityPipelineInputSchema.parse({}).chunkLoadConcurrency;
 const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
 const median = (xs: number[]) => {
   const s = sorted(xs);
@@ -99,7 +102,7 @@ export async function benchBackfill(opts: BenchBackfillOptions = {}) {
     print(`  one spark-submit of curate over the range : ${spread(directMs)} (${directMs.map(seconds).join(', ')})`);
     print(`  requestBackfill → all windows checked     : ${spread(backfillMs)} (${backfillMs.map(seconds).join(', ')})`);
     print(`  chunk stages, median: ${stageNames.map((s) => `${s} ${seconds(median(stages.map((t) => t[s] ?? 0)))}`).join(' · ')}`);
-    print(`  per window (load + checks in its own batchRun): ${seconds(median(stages.map((t) => (t.windows ?? 0) / windows)))}`);
+    print(`  per window (load + checks in its own batchRun, ${LOAD_LANES} at a time): ${Math.round(median(stages.map((t) => (t.windows ?? 0) / windows)))} ms of the windows stage`);
     const load = loadavg().map((l) => l.toFixed(2)).join(' ');
     print(`backfill: ratio ${ratio.toFixed(2)} (backfill ${seconds(median(backfillMs))} / direct curate ${seconds(median(directMs))}, medians of ${rounds}; ${windows} windows; goal ≤ 1.5; load average ${load})`);
     return { directMs, backfillMs, ratio, stages };
