@@ -71,7 +71,7 @@ async function checkSource(conn: DuckDBConnection, config: Config, source: Sourc
   const time = ident(EVENT_TIME);
   const inWindow = (expr: string) => `${expr} >= $from::TIMESTAMPTZ AND ${expr} < $to::TIMESTAMPTZ`;
   const none = 'SELECT NULL::INTEGER AS layer, NULL::VARCHAR AS event_id WHERE false';
-  const params: Params = { from: window.from, to: window.to };
+  const params: Params = {};
 
   // The event_ids of the window in each layer, each read once. Raw holds event_time as sent (ISO
   // text); curated and the warehouse as TIMESTAMPTZ.
@@ -80,6 +80,8 @@ async function checkSource(conn: DuckDBConnection, config: Config, source: Sourc
   const curatedFiles = await listParquet(tableRoot(config, 'curated', source), partitions);
   if (curatedFiles.length) params.curated_files = fileList(curatedFiles);
   const hasTable = warehouseColumns.length > 0;
+  // DuckDB refuses a parameter the statement does not use: the bounds only when a layer is read.
+  if (rawFiles.length || curatedFiles.length || hasTable) Object.assign(params, { from: window.from, to: window.to });
   // One pass: each event_id of the window with the copies each layer holds.
   const [row] = await queryRows(
     conn,

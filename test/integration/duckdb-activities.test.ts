@@ -447,6 +447,18 @@ describe('loadWarehouse', () => {
 // ---- quality checks and raw counts --------------------------------------------------------
 
 describe('checkQuality', () => {
+  test('a window with no data in any layer passes with zero counts, before and after the first load', async () => {
+    const { config } = await scenario();
+    const act = activities(config);
+    const empty = { from: '2026-03-01T00:00:00Z', to: '2026-03-01T00:05:00Z' };
+    for (const stage of ['before any load', 'after a load of another window']) {
+      const result = await act.checkQuality({ window: empty });
+      assert.deepEqual(failed(result), [], stage);
+      assert.deepEqual(result.counts, { raw: counts(0), curated: counts(0), warehouse: counts(0) }, stage);
+      await act.loadWarehouse({ window: W1 });
+    }
+  });
+
   test('passes on a consistent window and names what is wrong when the warehouse drifts', async () => {
     const { config } = await scenario();
     const act = activities(config);
