@@ -10,11 +10,15 @@ export const HEARTBEAT_EVERY_MS = 5_000;
 
 /**
  * Runs `run`, heartbeating every HEARTBEAT_EVERY_MS until it settles. Outside an activity (a bench
- * or a test calling the function directly) there is nobody to tell: it just runs.
+ * or a test calling the function directly) or in a local activity there is nobody to tell: it just
+ * runs.
  */
 export async function heartbeating<T>(run: (ctx: Context | undefined) => Promise<T>): Promise<T> {
   const ctx = asyncLocalStorage.getStore();
   if (!ctx) return run(undefined);
+  // A local activity has no heartbeat (its workflow task's timeout notices a dead worker), but
+  // receives cancellation all the same.
+  if (ctx.info.isLocal) return run(ctx);
   ctx.heartbeat();
   const timer = setInterval(() => ctx.heartbeat(), HEARTBEAT_EVERY_MS);
   try {

@@ -45,13 +45,15 @@ export async function runRemoteOperation<H, R>(deps: AwsDeps, op: RemoteOperatio
     if (handle !== undefined) log.info(`joining ${op.what}, already started`, { handle });
     else handle = await op.start();
   }
-  const heartbeat: Heartbeat<H> = { handle };
-  ctx.heartbeat(heartbeat);
+  // A local activity (a chunk's window loading) has no heartbeat: a retry finds the operation with
+  // op.find, or starts it again (every operation is safe to repeat).
+  const beat = (details: Heartbeat<H>) => ctx.info.isLocal || ctx.heartbeat(details);
+  beat({ handle });
   try {
     for (;;) {
       const status = await op.poll(handle);
       if (status.done) return status.result;
-      ctx.heartbeat({ handle, ...(status.progress !== undefined && { progress: status.progress }) });
+      beat({ handle, ...(status.progress !== undefined && { progress: status.progress }) });
       // Rejects with CancelledFailure as soon as a cancellation arrives with a heartbeat response.
       await ctx.sleep(deps.pollIntervalMs);
     }

@@ -44,6 +44,14 @@ describe('runRemoteOperation', () => {
     assert.deepEqual(run.heartbeats[1], { handle: 'run-new', progress: { polls: 1 } });
   });
 
+  test('as a local activity (a chunk window) it does not heartbeat, still finds a run already started', async () => {
+    const { op, calls } = fakeOperation({ existing: 'run-old', pollsUntilDone: 2 });
+    const run = await runActivity(() => runRemoteOperation(deps, op), { info: { isLocal: true } });
+    assert.deepEqual(run.result, { rows: 2 });
+    assert.deepEqual(calls, ['find', 'poll run-old', 'poll run-old']);
+    assert.deepEqual(run.heartbeats, []);
+  });
+
   test('joins the run already started for the same work instead of starting another', async () => {
     const { op, calls } = fakeOperation({ existing: 'run-old' });
     const run = await runActivity(() => runRemoteOperation(deps, op));
