@@ -107,7 +107,14 @@ export function sparkActivities(config: Config) {
             // result of a job that finished meanwhile instead of curating the range again.
             const run = ctx?.info.workflowExecution;
             const owner = ctx && run && `${run.workflowId}/${run.runId}/${ctx.info.activityId}`;
-            return await runSparkJob(config, { name, job: 'curate', master: config.spark.master, args: { lakeRoot: lake, from, to }, ...(owner && { owner }) });
+            return await runSparkJob(config, {
+              name,
+              job: 'curate',
+              master: config.spark.master,
+              connect: config.spark.connect,
+              args: { lakeRoot: lake, from, to },
+              ...(owner && { owner }),
+            });
           } finally {
             owned.delete(name);
             if (ctx?.cancellationSignal.aborted) await stopOnCancel;

@@ -68,11 +68,19 @@ export const fileSchema = z
       .strict()
       .optional(),
     ports: z
-      .object({ temporal: port, temporalUi: port, kafka: port, kafkaController: port, sparkMaster: port, sparkMasterUi: port, sparkWorkerUi: port })
+      .object({ temporal: port, temporalUi: port, kafka: port, kafkaController: port, sparkMaster: port, sparkMasterUi: port, sparkWorkerUi: port, sparkConnect: port, sparkConnectUi: port })
       .partial()
       .strict()
       .optional(),
-    spark: z.object({ master: z.string().regex(/^(local\[(\d+|\*)\]|spark:\/\/[^\s/]+:\d+)$/, 'must be local[N], local[*] or spark://host:port') }).partial().strict().optional(),
+    spark: z
+      .object({
+        master: z.string().regex(/^(local\[(\d+|\*)\]|spark:\/\/[^\s/]+:\d+)$/, 'must be local[N], local[*] or spark://host:port'),
+        /** Batch jobs as clients of the stack's long-lived Spark Connect server (default) instead of a spark-submit each. */
+        connect: bool,
+      })
+      .partial()
+      .strict()
+      .optional(),
     /** The worker's Prometheus endpoint (port 0: none) and the local Prometheus `stack up --metrics` starts. */
     metrics: z
       .object({ port: z.coerce.number().int().min(0).max(65535), host: z.string().min(1), prometheusPort: port })
@@ -143,6 +151,9 @@ const ENV: Record<string, string[]> = {
   SMARTCITY_SPARK_MASTER_UI_PORT: ['ports', 'sparkMasterUi'],
   SMARTCITY_SPARK_WORKER_UI_PORT: ['ports', 'sparkWorkerUi'],
   SMARTCITY_SPARK_MASTER: ['spark', 'master'],
+  SMARTCITY_SPARK_CONNECT: ['spark', 'connect'],
+  SMARTCITY_SPARK_CONNECT_PORT: ['ports', 'sparkConnect'],
+  SMARTCITY_SPARK_CONNECT_UI_PORT: ['ports', 'sparkConnectUi'],
   SMARTCITY_METRICS_PORT: ['metrics', 'port'],
   SMARTCITY_METRICS_HOST: ['metrics', 'host'],
   SMARTCITY_PROMETHEUS_PORT: ['metrics', 'prometheusPort'],
@@ -191,7 +202,18 @@ export interface Config {
   lakeRoot: string;
   toolsDir: string;
   /** The Spark ports are those of `stack up --spark-cluster`; the second worker's UI is sparkWorkerUi + 1. */
-  ports: { temporal: number; temporalUi: number; kafka: number; kafkaController: number; sparkMaster: number; sparkMasterUi: number; sparkWorkerUi: number };
+  ports: {
+    temporal: number;
+    temporalUi: number;
+    kafka: number;
+    kafkaController: number;
+    sparkMaster: number;
+    sparkMasterUi: number;
+    sparkWorkerUi: number;
+    /** The Spark Connect server's gRPC port and its driver's UI (whose REST API shows each session's operations). */
+    sparkConnect: number;
+    sparkConnectUi: number;
+  };
   temporal: {
     address: string;
     namespace: string;
@@ -202,8 +224,12 @@ export interface Config {
     /** Temporal Cloud API key, from SMARTCITY_TEMPORAL_API_KEY only (never the config file). */
     apiKey?: string;
   };
-  /** Where the local target's spark-submit runs jobs: local[N] (default local[2]) or a standalone master spark://host:port. */
-  spark: { master: SparkMaster };
+  /**
+   * Where the local target's Spark runs jobs: local[N] (default local[2]) or a standalone master
+   * spark://host:port; connect (default true): the curate job runs as a client of the stack's Spark
+   * Connect server (spark/connect.ts), false: as a spark-submit of its own.
+   */
+  spark: { master: SparkMaster; connect: boolean };
   /** Present exactly when target is "aws"; every required setting checked. */
   aws: AwsSettings | undefined;
   /**
@@ -361,7 +387,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   const c = parsed.data;
   const abs = (p: string) => (isAbsolute(p) ? p : join(PROJECT_ROOT, p));
-  const ports = { temporal: 7233, temporalUi: 8233, kafka: 9092, kafkaController: 9093, sparkMaster: 7077, sparkMasterUi: 8080, sparkWorkerUi: 8081, ...c.ports };
+  const ports = {
+    temporal: 7233,
+    temporalUi: 8233,
+    kafka: 9092,
+    kafkaController: 9093,
+    sparkMaster: 7077,
+    sparkMasterUi: 8080,
+    sparkWorkerUi: 8081,
+    sparkConnect: 15002,
+    sparkConnectUi: 4050,
+    ...c.ports,
+  };
   const used = [...Object.values(ports), ports.sparkWorkerUi + 1];
   if (new Set(used).size !== used.length) throw new ConfigError(`ports must differ (the second Spark worker's UI is SMARTCITY_SPARK_WORKER_UI_PORT + 1): ${JSON.stringify(ports)}`);
   const metrics = { port: 9464, host: '127.0.0.1', prometheusPort: 9090, ...c.metrics };
@@ -397,7 +434,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     lakeRoot: c.lakeRoot === undefined ? join(abs(c.dataDir ?? '.data'), 'lake') : /^[a-z][a-z0-9+.-]*:\/\//.test(c.lakeRoot) ? c.lakeRoot : abs(c.lakeRoot),
     toolsDir: abs(c.toolsDir ?? '.tools'),
     // The regex above admits exactly the SparkMaster shapes.
-    spark: { master: (c.spark?.master ?? 'local[2]') as SparkMaster },
+    spark: { master: (c.spark?.master ?? 'local[2]') as SparkMaster, connect: c.spark?.connect ?? true },
     ports,
     metrics,
     log: { format: c.log?.format ?? 'human' },

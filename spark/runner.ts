@@ -19,7 +19,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT, type Config, type SparkMaster } from '../config';
 import type { Source } from '../schemas';
 import { isAlive, logPath, runDir, runningProcess, startProcess, tailLog } from '../stack/processes';
-import { tools } from '../stack/tools';
+import { jarsIn, tools } from '../stack/tools';
+import { connectClientEnv, ensureConnectServer, releaseConnectSession } from './connect';
 
 export type SparkJobKind = 'stream_ingest' | 'curate' | 'bare_copy';
 
@@ -88,7 +89,20 @@ interface CommonSpec {
 }
 
 export type SparkJobSpec = CommonSpec &
-  ({ job: 'stream_ingest'; args?: IngestArgs } | { job: 'bare_copy'; args?: BareCopyArgs } | { job: 'curate'; args: CurateArgs });
+  (
+    | { job: 'stream_ingest'; args?: IngestArgs }
+    | { job: 'bare_copy'; args?: BareCopyArgs }
+    | {
+        job: 'curate';
+        args: CurateArgs;
+        /**
+         * Run as a client of the stack's Spark Connect server (spark/connect.ts), started again
+         * first if it is down, instead of as a spark-submit of its own; master, conf and
+         * driverMemory are then the server's. Default false.
+         */
+        connect?: boolean;
+      }
+  );
 
 export interface SparkJobHandle {
   name: string;
@@ -166,6 +180,8 @@ interface JobRecord extends SparkJobHandle {
   job: SparkJobKind;
   command: string[];
   owner?: string;
+  /** A Spark Connect client: its operations run in the server, under the job name's session. */
+  connect?: true;
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
@@ -287,6 +303,7 @@ function jobPaths(config: Config, spec: SparkJobSpec): string[] {
  * which travel by environment, never as arguments.
  */
 export function sparkJobEnv(config: Config, spec: SparkJobSpec, master: string, parent: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  if (viaConnect(spec)) return { ...sparkBaseEnv(config, parent), SMARTCITY_DATA_DIR: config.dataDir, ...connectClientEnv(config, spec.name), ...spec.env };
   const remote = jobPaths(config, spec).some((path) => !isLocalPath(path));
   const env = { ...sparkBaseEnv(config, parent), ...(remote && Object.fromEntries(Object.entries(parent).filter(([name]) => AWS_CHAIN.test(name)))) };
   env.SMARTCITY_DATA_DIR = config.dataDir;
@@ -305,16 +322,25 @@ export function sparkJobEnv(config: Config, spec: SparkJobSpec, master: string, 
   return { ...env, ...spec.env };
 }
 
+const viaConnect = (spec: SparkJobSpec) => spec.job === 'curate' && spec.connect === true;
+
+/**
+ * The environment of the stack's Spark Connect server: the jobs' allow-listed one (its driver runs
+ * their queries), on loopback when its master is local.
+ */
+export function sparkConnectServerEnv(config: Config): NodeJS.ProcessEnv {
+  const env = sparkBaseEnv(config);
+  if (LOOPBACK_MASTER.test(config.spark.master) && !env.SPARK_LOCAL_IP) env.SPARK_LOCAL_IP = '127.0.0.1';
+  return env;
+}
+
 function sparkCommand(config: Config, spec: SparkJobSpec, master: string, flags: string[]): string[] {
-  const jarsDir = tools.sparkJarsDir(config);
-  const jars = readdirSync(jarsDir)
-    .filter((f) => f.endsWith('.jar'))
-    .sort()
-    .map((f) => join(jarsDir, f));
-  if (jars.length === 0) throw new Error(`no jars in ${jarsDir}; run \`npm run setup\` first`);
   const sparkDir = join(PROJECT_ROOT, 'spark');
   const script = join(sparkDir, 'jobs', `${spec.job}.py`);
   if (!existsSync(script)) throw new Error(`Spark job ${spec.job} not found at ${script}`);
+  // A Spark Connect client is a plain Python process: SPARK_REMOTE (its env) says where its session is.
+  if (viaConnect(spec)) return [tools.python(config), script, ...flags, ...(spec.extraArgs ?? [])];
+  const jars = jarsIn(tools.sparkJarsDir(config));
   const command = [tools.sparkSubmit(config), '--master', master, '--jars', jars.join(',')];
   command.push('--driver-java-options', `-Dlog4j2.configurationFile=file:${join(sparkDir, 'log4j2.properties')}`);
   if (spec.driverMemory) command.push('--driver-memory', spec.driverMemory);
@@ -442,6 +468,7 @@ export async function startSparkJob(config: Config, spec: SparkJobSpec): Promise
     if (previous.command.join('\0') === command.join('\0')) return handleOf(previous);
     throw new Error(`spark job ${spec.name} is already running (pid ${previous.pid}) with other arguments; stop it first`);
   }
+  if (viaConnect(spec)) await ensureConnectServer(config, sparkConnectServerEnv(config));
   rmSync(paths.exit, { force: true });
   rmSync(paths.stop, { force: true });
   const record = startProcess(config.dataDir, processName(spec.name), command, { cwd: PROJECT_ROOT, env: sparkJobEnv(config, spec, spec.master ?? 'local[2]') });
@@ -455,6 +482,7 @@ export async function startSparkJob(config: Config, spec: SparkJobSpec): Promise
     ...(progressFile ? { progressFile } : {}),
     ...(summaryPath ? { summaryPath } : {}),
     ...(spec.owner !== undefined ? { owner: spec.owner } : {}),
+    ...(viaConnect(spec) && { connect: true as const }),
   };
   const tmp = `${paths.job}.tmp`;
   writeFileSync(tmp, JSON.stringify(job, null, 2));
@@ -509,7 +537,11 @@ async function waitForGroupExit(pgid: number, timeoutMs: number): Promise<boolea
 export async function stopSparkJob(config: Config, name: string, graceMs = 75_000): Promise<StopResult> {
   checkName(name);
   const job = readJob(config, name);
-  if (!job || !isRunning(config, job)) return { name, outcome: 'not-running', status: await sparkJobStatus(config, name) };
+  if (!job || !isRunning(config, job)) {
+    const status = await sparkJobStatus(config, name);
+    if (job?.connect && status.state !== 'succeeded') await releaseConnectSession(config, name, sparkBaseEnv(config));
+    return { name, outcome: 'not-running', status };
+  }
   writeFileSync(files(config, name).stop, new Date().toISOString());
   signalGroup(job.pid, 'SIGTERM');
   let outcome: StopResult['outcome'] = 'exited';
@@ -518,6 +550,8 @@ export async function stopSparkJob(config: Config, name: string, graceMs = 75_00
     signalGroup(job.pid, 'SIGKILL');
     if (!(await waitForGroupExit(job.pid, 5_000))) throw new Error(`spark job ${name}: processes ${groupMembers(job.pid).join(', ')} survived SIGKILL`);
   }
+  // The client is gone; what it asked the server to do is not, until it is interrupted and over.
+  if (job.connect) await releaseConnectSession(config, name, sparkBaseEnv(config));
   return { name, outcome, status: await sparkJobStatus(config, name) };
 }
 
@@ -541,6 +575,8 @@ export async function runSparkJob(config: Config, spec: SparkJobSpec): Promise<R
   const started = Date.now();
   const handle = (await succeededFor(config, spec)) ?? (await startSparkJob(config, spec));
   const status = await waitForSparkJob(config, spec.name);
+  // A client that did not finish may have left operations running in the server: they end before this returns.
+  if (viaConnect(spec) && status.state !== 'succeeded') await releaseConnectSession(config, spec.name, sparkBaseEnv(config));
   const result: RunResult = { name: spec.name, state: status.state, startedAt: handle.startedAt, durationMs: Date.now() - started };
   if (status.exitCode !== undefined) result.exitCode = status.exitCode;
   if (status.lastProgress) result.lastProgress = status.lastProgress;

@@ -2,7 +2,8 @@
 import type { Config } from '../config';
 import { TOPICS } from '../schemas';
 import { ensureTopics } from '../kafka/client';
-import { runningSparkJobs, stopSparkJob } from '../spark/runner';
+import { CONNECT_SERVER, connectServerCommand, connectServerExecsInto, connectServerReady } from '../spark/connect';
+import { runningSparkJobs, sparkConnectServerEnv, stopSparkJob } from '../spark/runner';
 import { kafkaCommand, kafkaReady } from './kafka';
 import { portIsFree, runningProcess, startProcess, stopProcess, waitUntilReady, type ProcessRecord } from './processes';
 import {
@@ -95,6 +96,26 @@ function components(config: Config, options: StackParts = {}): Component[] {
   return [...coreComponents(config), ...(options.metrics === true || runs(metrics) ? metrics : []), ...(options.sparkCluster === true || runs(cluster) ? cluster : [])];
 }
 
+/** The long-lived Spark session the curate runs are clients of (spark/connect.ts); not there with SMARTCITY_SPARK_CONNECT=false. */
+function sparkConnect(config: Config): Component[] {
+  if (!config.spark.connect) return [];
+  return [
+    {
+      name: CONNECT_SERVER,
+      label: 'Spark Connect server',
+      ports: [
+        { port: config.ports.sparkConnect, what: 'Spark Connect', setting: 'SMARTCITY_SPARK_CONNECT_PORT' },
+        { port: config.ports.sparkConnectUi, what: 'Spark Connect UI', setting: 'SMARTCITY_SPARK_CONNECT_UI_PORT' },
+      ],
+      command: connectServerCommand,
+      execsInto: connectServerExecsInto,
+      env: sparkConnectServerEnv,
+      ready: connectServerReady,
+      readyTimeoutMs: 120_000,
+    },
+  ];
+}
+
 function coreComponents(config: Config): Component[] {
   return [
     {
@@ -119,6 +140,7 @@ function coreComponents(config: Config): Component[] {
       ready: kafkaReady,
       readyTimeoutMs: 90_000,
     },
+    ...sparkConnect(config),
   ];
 }
 

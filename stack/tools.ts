@@ -1,5 +1,5 @@
 // Where scripts/setup.sh put each tool. One place, so every caller reports a missing tool alike.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config';
 
@@ -22,4 +22,15 @@ export const tools = {
   /** Java classpath of the Kafka broker and its tools. */
   kafkaClasspath: (c: Config) => `${need(join(c.toolsDir, 'kafka', 'libs'), 'Kafka jars')}/*`,
   sparkJarsDir: (c: Config) => need(join(c.toolsDir, 'spark-jars'), 'Spark-Kafka connector jars'),
+  sparkConnectJarsDir: (c: Config) => need(join(c.toolsDir, 'spark-connect'), 'Spark Connect server jar'),
 };
+
+/** The jar files of a folder setup.sh filled, in a stable order; an error when there are none. */
+export function jarsIn(dir: string): string[] {
+  const jars = readdirSync(dir)
+    .filter((f) => f.endsWith('.jar'))
+    .sort()
+    .map((f) => join(dir, f));
+  if (jars.length === 0) throw new MissingToolError(`no jars in ${dir}; run \`npm run setup\` first`);
+  return jars;
+}

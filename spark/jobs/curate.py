@@ -27,7 +27,8 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from smartcity_spark.runtime import LakeFS, default_lake_root, join, session
+from smartcity_spark.connect import take_over_session
+from smartcity_spark.runtime import LakeFS, LocalFS, default_lake_root, join, lake_fs, materialise, session
 from smartcity_spark.schemas import EVENT_ID, EVENT_TIME, RAW_METADATA, SchemaError, SourceSchema, default_schemas_dir, load_schemas
 
 EARTH_RADIUS_KM = 6371.0088
@@ -110,14 +111,15 @@ def in_range(column: Column, start: datetime, end: datetime) -> Column:
     return (column >= F.lit(start)) & (column < F.lit(end))
 
 
-def read_raw(spark: SparkSession, fs: LakeFS, raw_root: str, schema: SourceSchema, start: datetime, end: datetime) -> DataFrame:
+def read_raw(spark: SparkSession, fs: LakeFS | LocalFS, raw_root: str, schema: SourceSchema, start: datetime, end: datetime) -> DataFrame:
     """Raw rows of the hour partitions [start, end) touches, read with the current contract's
     columns (files written before a new optional field read it as null)."""
     root = join(raw_root, schema.source)
     slots = hour_slots(start, end)
     wanted = {slot_dir(s) for s in slots}
-    dates = ",".join(sorted({f"{s:%Y-%m-%d}" for s in slots}))
-    paths = [p for p in fs.glob(join(root, f"date={{{dates}}}", "hour=*")) if "/".join(p.split("/")[-2:]) in wanted]
+    dates = sorted({f"{s:%Y-%m-%d}" for s in slots})
+    found = [p for date in dates for p in fs.glob(join(root, f"date={date}", "hour=*"))]
+    paths = [p for p in found if "/".join(p.split("/")[-2:]) in wanted]
     columns = T.StructType(schema.raw_struct.fields + RAW_METADATA.fields)
     if not paths:
         return spark.createDataFrame([], columns)
@@ -202,7 +204,7 @@ def with_emergencies(vehicles: DataFrame, emergencies: DataFrame, schemas: Mappi
 
 def replace_window(
     spark: SparkSession,
-    fs: LakeFS,
+    fs: LakeFS | LocalFS,
     rows: DataFrame,
     schema: SourceSchema,
     root: str,
@@ -227,8 +229,10 @@ def replace_window(
         kept = spark.read.schema(fresh.drop("_fresh").schema).option("basePath", root).parquet(*partial)
         fresh = fresh.unionByName(kept.where(~in_range(F.col(time_column), start, end)).withColumn("_fresh", F.lit(False)))
     # Materialised before writing: the partly covered hours are read from the folders the write
-    # replaces. One sorted file per hour, so a re-run writes the same rows in the same order.
-    result = fresh.repartition("date", "hour").sortWithinPartitions("date", "hour", time_column, id_column).localCheckpoint()
+    # replaces. One sorted file per hour, so a re-run writes the same rows in the same order; as
+    # many partitions as hours, not spark.sql.shuffle.partitions: a persisted frame (materialise
+    # under Spark Connect) keeps its partitions, and each later read ran 200 tasks for a few rows.
+    result = materialise(fresh.repartition(len(slots), "date", "hour").sortWithinPartitions("date", "hour", time_column, id_column))
     fresh_only = F.col("_fresh")
     hours = (
         result.groupBy("date", "hour")
@@ -246,15 +250,17 @@ def replace_window(
         .partitionBy("date", "hour")
         .parquet(root)
     )
+    result.unpersist()
     for slot in slots:
         if (f"{slot:%Y-%m-%d}", f"{slot:%H}") not in written and fs.exists(join(root, slot_dir(slot))):
             fs.delete(join(root, slot_dir(slot)))
-    return {name: sum(h[name] for h in hours) for name in ["rows_written", *metrics]}
+    # int(): a Spark Connect client's rows hold numpy integers, which JSON does not take.
+    return {name: int(sum(h[name] for h in hours)) for name in ["rows_written", *metrics]}
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     started = time.monotonic()
-    fs = LakeFS(spark)
+    fs = lake_fs(spark)
     schemas = load_schemas(fs.read_json_dir(args.schemas_dir))
     start, end = args.start, args.end
     weather_gap = timedelta(minutes=args.weather_max_gap_minutes)
@@ -270,7 +276,7 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
         # Counted, deduplicated and joined from: read the files once.
         events = normalise(read_raw(spark, fs, args.raw_root, schema, start - margin, end + margin), schema).persist()
         cached.append(events)
-        read[source] = events.where(in_range(F.col(schema.column(EVENT_TIME)), start, end)).count()
+        read[source] = int(events.where(in_range(F.col(schema.column(EVENT_TIME)), start, end)).count())
         unique[source] = first_copies(events, schema)
 
     summary = {"from": iso(start), "to": iso(end), "sources": {}}
@@ -302,6 +308,8 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv, dict(os.environ))
     spark = session("smartcity-curate")
+    # A Spark Connect client first stops what an earlier client of its session left running.
+    take_over_session(spark)
     try:
         print(json.dumps(run(spark, args), separators=(",", ":")), flush=True)
     except SchemaError as err:

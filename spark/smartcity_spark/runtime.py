@@ -1,9 +1,11 @@
-"""What both jobs need from Spark besides DataFrames: the lake's session conventions, this package
-on the executors, and file operations on lake paths (local or s3://) through Hadoop's FileSystem.
+"""What the jobs need from Spark besides DataFrames: the lake's session conventions, this package
+on the executors, and file operations on lake paths (local or s3://) through Hadoop's FileSystem,
+or, for a Spark Connect client (which has no JVM of its own), on local paths through Python.
 """
 from __future__ import annotations
 
 import atexit
+import glob as globbing
 import os
 import shutil
 import tempfile
@@ -12,7 +14,8 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlparse
 
-from pyspark.sql import SparkSession
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
 
 SQL_CONF = {
     # Event-time partitions and the curated timestamps are UTC whatever the machine's zone is.
@@ -32,6 +35,21 @@ def session(app_name: str) -> SparkSession:
     for key, value in SQL_CONF.items():
         spark.conf.set(key, value)
     return spark
+
+
+def is_connect(obj: object) -> bool:
+    """Whether a session or DataFrame is a Spark Connect client's (by its class, so that a Glue or
+    EMR driver, where the Connect client's gRPC modules may be missing, never imports them)."""
+    return type(obj).__module__.startswith("pyspark.sql.connect.")
+
+
+def materialise(frame: DataFrame) -> DataFrame:
+    """`frame` computed once and kept, so that later actions do not read its inputs again (which a
+    write may be about to replace). A classic session checkpoints it locally; Spark Connect 3.5 has
+    no localCheckpoint, so there it is persisted (memory, spilling to disk) until the job ends."""
+    if is_connect(frame):
+        return frame.persist(StorageLevel.MEMORY_AND_DISK)
+    return frame.localCheckpoint()
 
 
 def ship_package(spark: SparkSession) -> None:
@@ -67,6 +85,49 @@ def is_local(path: str) -> bool:
 
 # What a progress file on an object store keeps: it cannot be appended to, so every line rewrites it.
 KEPT_PROGRESS_LINES = 100
+
+
+def lake_fs(spark: SparkSession) -> "LakeFS | LocalFS":
+    """The file operations of a job's session: Hadoop's through the JVM for a classic session, the
+    local file system for a Spark Connect client (local paths only: the local target)."""
+    return LocalFS() if is_connect(spark) else LakeFS(spark)
+
+
+class LocalFS:
+    """LakeFS's operations on local paths, for a Spark Connect client, which has no JVM to reach
+    Hadoop through. The server writes the same folders, so both see the same files."""
+
+    @staticmethod
+    def _local(path: str) -> str:
+        if not is_local(path):
+            raise ValueError(f"{path}: a Spark Connect job works on local paths only (the local target)")
+        return urlparse(path).path if path.startswith("file:") else path
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(self._local(path))
+
+    def glob(self, pattern: str) -> list[str]:
+        return sorted(globbing.glob(self._local(pattern)))
+
+    def delete(self, path: str) -> None:
+        local = self._local(path)
+        if os.path.isdir(local):
+            shutil.rmtree(local)
+        elif os.path.exists(local):
+            os.remove(local)
+
+    def read_text(self, path: str) -> str:
+        with open(self._local(path), encoding="utf-8") as f:
+            return f.read()
+
+    def write_text(self, path: str, text: str) -> None:
+        local = self._local(path)
+        os.makedirs(os.path.dirname(os.path.abspath(local)), exist_ok=True)
+        with open(local, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    def read_json_dir(self, path: str) -> dict[str, str]:
+        return {p.rsplit("/", 1)[-1]: self.read_text(p) for p in self.glob(join(path, "*.json"))}
 
 
 class LakeFS:

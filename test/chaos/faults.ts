@@ -60,7 +60,7 @@ export const RECOVERY_DEFINITIONS: Record<Fault, string> = {
     'the worker SIGKILLed while curating a backfilled window, a new worker started: recovered when that window is loaded (required within 3 min); live windows closing meanwhile must be scheduled',
   temporal:
     'the Temporal dev server SIGKILLed, kept down, `stack up`: recovered when the worker answers queries and has advanced the controller (its history) and the fleet, if still running (events acknowledged)',
-  curate: 'a curate spark-submit JVM SIGKILLed while writing the curated layer: recovered when its window is loaded',
+  curate: 'a curate job (its Spark Connect client, or its spark-submit JVM) SIGKILLed while writing the curated layer: recovered when its window is loaded',
 };
 
 const WORKER_WINDOW_DEADLINE_MS = 3 * 60_000;
@@ -398,7 +398,8 @@ async function curateFault(run: Run, s: Scenario): Promise<void> {
     500,
   );
   const window = job!.replay!;
-  run.killed(job!.jvm.pid, `curate spark-submit JVM of ${label(window)} (writing ${staging.join(', ')})`);
+  const what = job!.jvm.argv.includes('org.apache.spark.deploy.SparkSubmit') ? 'spark-submit JVM' : 'Spark Connect client (its write runs on in the server)';
+  run.killed(job!.jvm.pid, `curate ${what} of ${label(window)} (writing ${staging.join(', ')})`);
   const killedAt = run.killedAt!;
   const record = await tier.until(`window ${label(window)} loaded after its curate job was killed`, RECOVERY_BOUND_MS, async () =>
     loadedSince(await controllerStatus(s), window.fromMs, killedAt),

@@ -56,11 +56,15 @@ export function processesOf(dataDir: string): ProcessInfo[] {
   });
 }
 
-/** The spark-submit JVMs (org.apache.spark.deploy.SparkSubmit) of one job script under `lakeRoot`. */
+/**
+ * The processes of one job script under `lakeRoot` that do its work: spark-submit JVMs
+ * (org.apache.spark.deploy.SparkSubmit) and, for a curate run on the Spark Connect server, its
+ * Python client (whose operations run in the server).
+ */
 export function sparkJvms(lakeRoot: string, script: 'stream_ingest.py' | 'curate.py'): ProcessInfo[] {
   return listProcesses().filter(
     (p) =>
-      p.argv.includes('org.apache.spark.deploy.SparkSubmit') &&
+      (p.argv.includes('org.apache.spark.deploy.SparkSubmit') || (/\/python[0-9.]*$/.test(p.argv[0] ?? '') && p.argv[1]?.endsWith(`/${script}`))) &&
       p.argv.some((arg) => arg.endsWith(`/${script}`)) &&
       p.argv.some((arg) => arg === lakeRoot || arg.startsWith(`${lakeRoot}/`)),
   );

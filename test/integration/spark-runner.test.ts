@@ -3,9 +3,10 @@
 // start; the curate run then reads the lake that job wrote. Topics, lake and job names are this
 // run's own, so runs never see each other's data.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -24,6 +25,9 @@ import {
   type SparkJobSpec,
 } from '../../spark/runner';
 import { deleteTopics } from '../helpers/kafka';
+import { lakeIds } from '../helpers/lake';
+import { CONNECT_SERVER, connectSessionId, sparkConnectUiUrl, sparkConnectUrl } from '../../spark/connect';
+import { runningProcess } from '../../stack/processes';
 
 const config = loadConfig();
 const run = randomUUID().slice(0, 8);
@@ -84,11 +88,15 @@ const LEAKS = { SMARTCITY_TEMPORAL_API_KEY: `tmprl-${run}`, RUNNER_TEST_SECRET_T
 
 const streamSpec: SparkJobSpec = { name: streamName, job: 'stream_ingest', conf, args: { lakeRoot: lake, topics, triggerSeconds: 2, stopTimeoutSeconds: 20 } };
 
+// The lake and topics serve both suites below (the Spark Connect one curates what the first wrote).
+after(async () => {
+  await deleteTopics(config, Object.values(topics));
+  rmSync(lake, { recursive: true, force: true });
+});
+
 describe('Spark job runner against real Spark and Kafka', () => {
   after(async () => {
     for (const name of [streamName, curateName, badName]) await stopSparkJob(config, name, 5_000);
-    await deleteTopics(config, Object.values(topics));
-    rmSync(lake, { recursive: true, force: true });
   });
 
   test('a started streaming job runs, and its progress counts every event produced', SLOW, async () => {
@@ -194,3 +202,114 @@ describe('Spark job runner against real Spark and Kafka', () => {
     assert.equal((await stopSparkJob(config, `it-${run}-never`)).outcome, 'not-running');
   });
 });
+
+/**
+ * The Spark Connect server's SQL executions of one session that are running, from its own REST
+ * API: the test's view of "nothing of that job runs any more", read apart from the runner's code.
+ */
+async function serverRuns(session: string): Promise<number[]> {
+  const ui = sparkConnectUiUrl(config);
+  const [app] = (await (await fetch(`${ui}/api/v1/applications`)).json()) as { id: string }[];
+  const executions = (await (await fetch(`${ui}/api/v1/applications/${app!.id}/sql?details=false&length=100000`)).json()) as { id: number; status: string; description: string }[];
+  return executions.filter((e) => e.status === 'RUNNING' && e.description.includes(`session_id: "${session}"`)).map((e) => e.id);
+}
+
+/** Polls (every 25 ms: a curate's operations last a second or so) until the session runs something in the server. */
+async function untilServerRuns(session: string, timeoutMs = 60_000): Promise<number[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const running = await serverRuns(session);
+    if (running.length > 0) return running;
+    if (Date.now() > deadline) assert.fail(`session ${session} ran nothing in the server within ${timeoutMs / 1000} s`);
+    await sleep(25);
+  }
+}
+
+/** The generator's events of the window, each exactly once in the curated layer: the truth the runs are checked against. */
+async function assertCuratedExactly(window: { from: string; to: string }): Promise<void> {
+  const [from, to] = [Date.parse(window.from), Date.parse(window.to)];
+  for (const source of SOURCES) {
+    const expected = events.filter((e) => e.source === source && Date.parse(e.eventTime) >= from && Date.parse(e.eventTime) < to).map((e) => e.eventId);
+    const curated = await lakeIds(lake, 'curated', source);
+    assert.deepEqual([...curated.counts.keys()].sort(), [...new Set(expected)].sort(), `${source}: the generator's events of the window`);
+    assert.ok([...curated.counts.values()].every((n) => n === 1), `${source}: each event once`);
+  }
+}
+
+describe('curate as a client of the Spark Connect server', () => {
+  const window = { from: START.toISOString(), to: new Date(START.getTime() + 3_600_000).toISOString() };
+  const name = `it-${run}-connect`;
+  const session = connectSessionId(config, name);
+  const spec = { name, job: 'curate', connect: true, args: { lakeRoot: lake, ...window } } as const;
+  after(async () => {
+    await stopSparkJob(config, name, 5_000);
+  });
+
+  test('it curates what spark-submit curates: the generator\'s events of the window, each once', SLOW, async () => {
+    const result = await runSparkJob(config, spec);
+    assert.equal(result.state, 'succeeded', result.logTail);
+    const sources = (result.summary?.sources ?? {}) as Record<string, { rows_written: number }>;
+    assert.equal(Object.values(sources).reduce((sum, s) => sum + s.rows_written, 0), events.length);
+    await assertCuratedExactly(window);
+    // A plain Python process: no JVM of its own.
+    const job = JSON.parse(readFileSync(join(config.dataDir, 'run', `spark-${name}.job.json`), 'utf8')) as { command: string[] };
+    assert.ok(!job.command.some((arg) => arg.endsWith('spark-submit')), job.command.join(' '));
+  });
+
+  test('a client SIGKILLed while the server runs its operation: the next run takes the session over (interrupts, waits) before it curates', SLOW, async (t) => {
+    const handle = await startSparkJob(config, spec);
+    await untilServerRuns(session);
+    process.kill(-handle.pid, 'SIGKILL');
+    // Usually still running: the server does not notice a client's death (an operation may also just have ended).
+    t.diagnostic(`left running in the server after the kill: ${JSON.stringify(await serverRuns(session))}`);
+    assert.equal((await waitForState(name, (s) => s !== 'running')).state, 'failed');
+    // The retry (an activity's next attempt) runs under the same session and interrupts what is left first.
+    const result = await runSparkJob(config, spec);
+    assert.equal(result.state, 'succeeded', result.logTail);
+    assert.deepEqual(await serverRuns(session), []);
+    await assertCuratedExactly(window);
+  });
+
+  test('stopping a client ends its operations in the server before it returns', SLOW, async () => {
+    await startSparkJob(config, spec);
+    await untilServerRuns(session);
+    const stopped = await stopSparkJob(config, name, 15_000);
+    assert.equal(stopped.status.state, 'stopped');
+    assert.deepEqual(await serverRuns(session), [], 'no operation of the stopped job runs in the server');
+  });
+
+  test('a curate that finds the server killed starts it again and runs', SLOW, async () => {
+    const server = runningProcess(config.dataDir, CONNECT_SERVER);
+    assert.ok(server, 'the test stack runs the Spark Connect server');
+    process.kill(server.pid, 'SIGKILL');
+    const result = await runSparkJob(config, spec);
+    assert.equal(result.state, 'succeeded', result.logTail);
+    const restarted = runningProcess(config.dataDir, CONNECT_SERVER);
+    assert.ok(restarted && restarted.pid !== server.pid, 'a new server process, under the stack\'s record');
+    await assertCuratedExactly(window);
+  });
+
+  test('the server refuses a client that is not on this machine', SLOW, async () => {
+    const address = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a && a.family === 'IPv4' && !a.internal)?.address;
+    if (!address) return assert.fail('this machine has no non-loopback IPv4 address to connect from');
+    const python = join(config.toolsDir, 'venv', 'bin', 'python');
+    const remote = sparkConnectUrl(config).replace('127.0.0.1', address);
+    const probe = spawnSync(python, ['-c', `from pyspark.sql import SparkSession\nprint(SparkSession.builder.remote(${JSON.stringify(remote)}).getOrCreate().range(3).count())`], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.notEqual(probe.status, 0, probe.stdout);
+    assert.match(probe.stderr, /PERMISSION_DENIED/);
+  });
+});
+
+async function waitForState(name: string, done: (state: string) => boolean): Promise<{ state: string }> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const status = await sparkJobStatus(config, name);
+    if (done(status.state) || Date.now() > deadline) return status;
+    await sleep(100);
+  }
+}

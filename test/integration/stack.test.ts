@@ -26,6 +26,8 @@ const env = {
   SMARTCITY_SPARK_MASTER_PORT: String(37077 + offset),
   SMARTCITY_SPARK_MASTER_UI_PORT: String(38080 + offset),
   SMARTCITY_SPARK_WORKER_UI_PORT: String(38081 + offset),
+  SMARTCITY_SPARK_CONNECT_PORT: String(35002 + offset),
+  SMARTCITY_SPARK_CONNECT_UI_PORT: String(34050 + offset),
 };
 const config: Config = loadConfig({ ...process.env, ...env });
 const ports = [...Object.values(config.ports), config.ports.sparkWorkerUi + 1];
@@ -66,18 +68,19 @@ describe('smartcity stack', () => {
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  test('status reports both components stopped before up', async () => {
+  test('status reports the core components stopped before up', async () => {
     const info = await stackStatus(config);
     assert.deepEqual(
       info.components.map((c) => [c.name, c.state, c.answering]),
       [
         ['temporal', 'stopped', false],
         ['kafka', 'stopped', false],
+        ['spark-connect', 'stopped', false],
       ],
     );
   });
 
-  test('up starts Temporal and Kafka, creates the topics and prints the URLs', async () => {
+  test('up starts Temporal, Kafka and the Spark Connect server, creates the topics and prints the URLs', { timeout: 240_000 }, async () => {
     const result = runCli(['stack', 'up'], env);
     assert.equal(result.status, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`Temporal Web UI\\s+http://localhost:${config.ports.temporalUi}`));
@@ -86,6 +89,9 @@ describe('smartcity stack', () => {
 
     const info = await stackStatus(config);
     for (const c of info.components) assert.deepEqual([c.name, c.state, c.answering], [c.name, 'running', true]);
+    // Its UI on loopback; its gRPC port on every interface (Spark 3.5 has no binding address), where
+    // the guard refuses other machines (spark-runner.test.ts connects from one).
+    assert.ok(listeners(config.ports.sparkConnectUi).every((a) => LOOPBACK.has(a)), `the Spark Connect UI listens on loopback only`);
 
     const admin = createKafka(config).admin();
     await admin.connect();
@@ -148,10 +154,10 @@ describe('smartcity stack', () => {
 
   test('down stops exactly what up started and leaves no process behind', async () => {
     const pids = (await stackStatus(config)).components.map((c) => c.pid!);
-    assert.equal(pids.length, 5);
+    assert.equal(pids.length, 6);
     const result = runCli(['stack', 'down'], env);
     assert.equal(result.status, 0, result.stderr);
-    assert.match(result.stdout, /stopped: Spark worker 2, Spark worker 1, Spark master, Kafka broker, Temporal dev server/);
+    assert.match(result.stdout, /stopped: Spark worker 2, Spark worker 1, Spark master, Spark Connect server, Kafka broker, Temporal dev server/);
     for (const pid of pids) assert.equal(isAlive(pid), false, `pid ${pid} is gone`);
     assert.deepEqual(processesUsing(dataDir), []);
     for (const port of ports) assert.ok(await portIsFree(port), `port ${port} is free again`);

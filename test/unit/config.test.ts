@@ -10,7 +10,7 @@ describe('configuration', () => {
   test('defaults describe the local target on the documented ports', () => {
     const config = loadConfig({});
     assert.equal(config.target, 'local');
-    assert.deepEqual(config.ports, { temporal: 7233, temporalUi: 8233, kafka: 9092, kafkaController: 9093, sparkMaster: 7077, sparkMasterUi: 8080, sparkWorkerUi: 8081 });
+    assert.deepEqual(config.ports, { temporal: 7233, temporalUi: 8233, kafka: 9092, kafkaController: 9093, sparkMaster: 7077, sparkMasterUi: 8080, sparkWorkerUi: 8081, sparkConnect: 15002, sparkConnectUi: 4050 });
     assert.deepEqual(config.kafka.brokers, ['127.0.0.1:9092']);
     assert.equal(config.temporal.uiUrl, 'http://localhost:8233');
     assert.equal(config.kafka.ssl, false);
@@ -37,6 +37,10 @@ describe('configuration', () => {
     assert.equal(loadConfig({}).spark.master, 'local[2]');
     assert.equal(loadConfig({ SMARTCITY_SPARK_MASTER: 'spark://spark-master:7077' }).spark.master, 'spark://spark-master:7077');
     assert.throws(() => loadConfig({ SMARTCITY_SPARK_MASTER: 'yarn' }), /SMARTCITY_SPARK_MASTER: must be local\[N\], local\[\*\] or spark:\/\/host:port/);
+    // Curate runs on the stack's Spark Connect server unless told otherwise.
+    assert.equal(loadConfig({}).spark.connect, true);
+    assert.equal(loadConfig({ SMARTCITY_SPARK_CONNECT: 'false' }).spark.connect, false);
+    assert.throws(() => loadConfig({ SMARTCITY_SPARK_CONNECT: 'sometimes' }), /SMARTCITY_SPARK_CONNECT/);
   });
 
   test('two components on one port are refused', () => {

@@ -3,6 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfig } from '../../config';
+import { connectSessionId } from '../../spark/connect';
 import { sparkJobEnv, type SparkJobSpec } from '../../spark/runner';
 
 const parent: NodeJS.ProcessEnv = {
@@ -63,5 +64,25 @@ describe('a Spark job\'s environment', () => {
 
   test('the spec\'s own env is added last', () => {
     assert.equal(sparkJobEnv(local, { ...curate, env: { SPARK_CONF_DIR: '/etc/spark' } }, 'local[2]', parent).SPARK_CONF_DIR, '/etc/spark');
+  });
+});
+
+describe('a Spark Connect client\'s environment and session', () => {
+  const client: SparkJobSpec = { name: 'curate', job: 'curate', connect: true, args: { from: '2026-03-02T07:00:00Z', to: '2026-03-02T08:00:00Z' } };
+
+  test('names the stack\'s server, the job\'s own session and the server\'s UI; keeps the allow-list', () => {
+    const env = sparkJobEnv(local, client, 'local[2]', parent);
+    assert.equal(env.SPARK_REMOTE, `sc://127.0.0.1:15002/;session_id=${connectSessionId(local, 'curate')}`);
+    assert.equal(env.SMARTCITY_SPARK_CONNECT_UI, 'http://127.0.0.1:4050');
+    assert.equal(env.SMARTCITY_DATA_DIR, '/srv/smartcity');
+    for (const name of ['SMARTCITY_TEMPORAL_API_KEY', 'SMARTCITY_KAFKA_SASL_PASSWORD', 'GITHUB_TOKEN', 'NODE_OPTIONS', 'AWS_SECRET_ACCESS_KEY']) assert.equal(env[name], undefined, name);
+  });
+
+  test('a job name has one session id per data dir: the same for a retry, another in another lake', () => {
+    const id = connectSessionId(local, 'curate-20260302T0700-20260302T0800');
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(connectSessionId(local, 'curate-20260302T0700-20260302T0800'), id);
+    assert.notEqual(connectSessionId(local, 'curate-20260302T0800-20260302T0900'), id);
+    assert.notEqual(connectSessionId(loadConfig({ SMARTCITY_DATA_DIR: '/srv/other' }), 'curate-20260302T0700-20260302T0800'), id);
   });
 });
