@@ -326,10 +326,11 @@ const viaConnect = (spec: SparkJobSpec) => spec.job === 'curate' && spec.connect
 
 /**
  * The environment of the stack's Spark Connect server: the jobs' allow-listed one (its driver runs
- * their queries), on loopback when its master is local.
+ * their queries) and the data dir, on loopback when its master is local.
  */
 export function sparkConnectServerEnv(config: Config): NodeJS.ProcessEnv {
-  const env = sparkBaseEnv(config);
+  // The data dir, as a job's: the server is told from another stack's by it (and found by the tests).
+  const env: NodeJS.ProcessEnv = { ...sparkBaseEnv(config), SMARTCITY_DATA_DIR: config.dataDir };
   if (LOOPBACK_MASTER.test(config.spark.master) && !env.SPARK_LOCAL_IP) env.SPARK_LOCAL_IP = '127.0.0.1';
   return env;
 }

@@ -14,7 +14,7 @@ import { connectClient } from '../../temporal/connection';
 import { isAlive, kill, killAll, waitGone } from '../helpers/processes';
 
 /** The tier's ports before SMARTCITY_TEST_PORT_OFFSET: clear of the suite's (27233, 29092, …). */
-const BASE_PORTS = { temporal: 25233, temporalUi: 26233, kafka: 31092, kafkaController: 31093 };
+const BASE_PORTS = { temporal: 25233, temporalUi: 26233, kafka: 31092, kafkaController: 31093, sparkConnect: 31002, sparkConnectUi: 31050 };
 /** What cli/worker.ts prints once it polls. */
 const WORKER_READY_LINE = 'worker polling task queue';
 const WORKER_START_TIMEOUT_MS = 240_000;
@@ -63,6 +63,8 @@ export function tierEnvironment(dataDir: string, offset: number): NodeJS.Process
     SMARTCITY_TEMPORAL_UI_PORT: String(BASE_PORTS.temporalUi + offset),
     SMARTCITY_KAFKA_PORT: String(BASE_PORTS.kafka + offset),
     SMARTCITY_KAFKA_CONTROLLER_PORT: String(BASE_PORTS.kafkaController + offset),
+    SMARTCITY_SPARK_CONNECT_PORT: String(BASE_PORTS.sparkConnect + offset),
+    SMARTCITY_SPARK_CONNECT_UI_PORT: String(BASE_PORTS.sparkConnectUi + offset),
   };
 }
 

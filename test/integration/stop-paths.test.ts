@@ -30,19 +30,22 @@ Object.assign(process.env, {
   SMARTCITY_TEMPORAL_UI_PORT: String(38234 + offset),
   SMARTCITY_KAFKA_PORT: String(39094 + offset),
   SMARTCITY_KAFKA_CONTROLLER_PORT: String(39095 + offset),
+  SMARTCITY_SPARK_CONNECT_PORT: String(35003 + offset),
+  SMARTCITY_SPARK_CONNECT_UI_PORT: String(34051 + offset),
   SMARTCITY_TASK_QUEUE: `stop-paths-${randomUUID()}`,
 });
 for (const name of ['SMARTCITY_CONFIG', 'SMARTCITY_KAFKA_BROKERS', 'SMARTCITY_TEMPORAL_ADDRESS', 'SMARTCITY_TARGET', 'SMARTCITY_LAKE_ROOT']) delete process.env[name];
 const config = loadConfig();
 const STEP = { timeout: 12 * 60_000 };
 
-/** Live processes whose command line names this data folder, with their command lines. */
+/** Live processes whose command line or environment names this data folder, with their command lines. */
 function processesOfDataDir(): { pid: number; cmdline: string }[] {
   const found: { pid: number; cmdline: string }[] = [];
   for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
       const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ');
-      if (cmdline.includes(dataDir) && isAlive(Number(entry))) found.push({ pid: Number(entry), cmdline });
+      const ofDataDir = cmdline.includes(dataDir) || readFileSync(`/proc/${entry}/environ`, 'utf8').split('\0').includes(`SMARTCITY_DATA_DIR=${dataDir}`);
+      if (ofDataDir && isAlive(Number(entry))) found.push({ pid: Number(entry), cmdline });
     } catch {
       // exited while we looked
     }
@@ -50,8 +53,8 @@ function processesOfDataDir(): { pid: number; cmdline: string }[] {
   return found;
 }
 
-/** The Spark processes of this data folder: a job's shell, spark-submit's JVM, the Python driver. */
-const sparkProcesses = () => processesOfDataDir().filter((p) => /spark/i.test(p.cmdline));
+/** The Spark jobs' processes of this data folder: a job's shell, spark-submit's JVM, the Python driver (not the stack's Spark Connect server). */
+const sparkProcesses = () => processesOfDataDir().filter((p) => /spark/i.test(p.cmdline) && !p.cmdline.includes('SparkConnectServer'));
 const describeProcesses = (list: { pid: number; cmdline: string }[]) => list.map((p) => `${p.pid}: ${p.cmdline.slice(0, 200)}`).join('\n');
 
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
@@ -154,7 +157,7 @@ describe('stopping the local pipeline leaves no Spark JVM behind', { timeout: 50
     await streamingJvm();
     const stop = runCli(['demo', '--stop'], {}, 6 * 60_000);
     assert.equal(stop.status, 0, `${stop.stdout}\n${stop.stderr}`);
-    assert.match(stop.stdout, /stopped: controller and streaming job, worker, Kafka broker, Temporal dev server/);
+    assert.match(stop.stdout, /stopped: controller and streaming job, worker, Spark Connect server, Kafka broker, Temporal dev server/);
     assert.deepEqual(processesOfDataDir(), [], describeProcesses(processesOfDataDir()));
   });
 });
