@@ -1,6 +1,7 @@
 // Backfill throughput: six hours of history at 5-minute windows (72 windows) backfilled through
 // the controller — from `requestBackfill` until every window is loaded and checked — against one
-// direct spark-submit of curate over the same range, the floor a backfill cannot beat. The
+// direct spark-submit of curate over the same range (the reference; the chunk's curate runs
+// on the Spark Connect server by default, so the backfill can beat it). The
 // history is a small fleet produced as fast as possible with a past start and landed by the real
 // ingest job. Runs alternate (direct, backfill, …); the backfills after the first are forced.
 import { randomUUID } from 'node:crypto';
@@ -56,6 +57,7 @@ export async function benchBackfill(opts: BenchBackfillOptions = {}) {
     const worker = await startWorker(config);
     const { client, close } = await connectClient(config);
     const directMs: number[] = [];
+    const connectMs: number[] = [];
     const backfillMs: number[] = [];
     const stages: BackfillChunkResult['timings'][] = [];
     try {
@@ -65,8 +67,11 @@ export async function benchBackfill(opts: BenchBackfillOptions = {}) {
         // No live windows before tomorrow: only the backfill runs.
         args: [{ windowMinutes: WINDOW_MINUTES, streaming: false, startAt: new Date(Date.now() + 86_400_000).toISOString() }],
       });
-      const direct = async (i: number) => {
-        const result = await runSparkJob(config, { name: `bench-curate-${run}-${i}`, job: 'curate', master: config.spark.master, args: { from: range.from, to: range.to } });
+      // The reference: one spark-submit of curate. Beside it, for the record, the same run as a client
+      // of the Spark Connect server, which is how the backfill's chunk runs it by default.
+      const direct = async (i: number, connect = false) => {
+        const name = `bench-curate-${run}-${i}${connect ? '-connect' : ''}`;
+        const result = await runSparkJob(config, { name, job: 'curate', master: config.spark.master, connect, args: { from: range.from, to: range.to } });
         if (result.state !== 'succeeded') throw new Error(`the direct curate failed:\n${result.logTail}`);
         return result.durationMs;
       };
@@ -89,6 +94,7 @@ export async function benchBackfill(opts: BenchBackfillOptions = {}) {
       };
       for (let i = 0; i < rounds; i++) {
         directMs.push(await direct(i));
+        if (config.spark.connect) connectMs.push(await direct(i, true));
         backfillMs.push(await backfill(i > 0));
       }
       await pipeline.cancel();
@@ -100,12 +106,13 @@ export async function benchBackfill(opts: BenchBackfillOptions = {}) {
     const ratio = median(backfillMs) / median(directMs);
     const stageNames = ['crawlRaw', 'countRaw', 'curate', 'crawlCurated', 'windows'] as const;
     print(`  one spark-submit of curate over the range : ${spread(directMs)} (${directMs.map(seconds).join(', ')})`);
+    if (connectMs.length) print(`  the same, a Spark Connect client (no ref.) : ${spread(connectMs)} (${connectMs.map(seconds).join(', ')})`);
     print(`  requestBackfill → all windows checked     : ${spread(backfillMs)} (${backfillMs.map(seconds).join(', ')})`);
     print(`  chunk stages, median: ${stageNames.map((s) => `${s} ${seconds(median(stages.map((t) => t[s] ?? 0)))}`).join(' · ')}`);
     print(`  per window (load + checks in its own batchRun, ${LOAD_LANES} at a time): ${Math.round(median(stages.map((t) => (t.windows ?? 0) / windows)))} ms of the windows stage`);
     const load = loadavg().map((l) => l.toFixed(2)).join(' ');
     print(`backfill: ratio ${ratio.toFixed(2)} (backfill ${seconds(median(backfillMs))} / direct curate ${seconds(median(directMs))}, medians of ${rounds}; ${windows} windows; goal ≤ 1.5; load average ${load})`);
-    return { directMs, backfillMs, ratio, stages };
+    return { directMs, connectMs, backfillMs, ratio, stages };
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }

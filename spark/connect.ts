@@ -98,11 +98,13 @@ export async function connectServerReady(config: Config): Promise<boolean> {
 const starting = new Map<string, Promise<void>>();
 
 /**
- * Makes sure the stack's server runs: started again, as `stack up` starts it, when it is not (it
- * was killed or crashed), and waited for. One start at a time per process.
+ * Makes sure a server answers on the configured port: the stack's, or another data dir's stack's on
+ * this machine (a benchmark's worker beside `stack up`; sessions are per data dir, so they share it
+ * safely). When none answers, the stack's is started again, as `stack up` starts it (it was killed
+ * or crashed), and waited for. One start at a time per process.
  */
 export async function ensureConnectServer(config: Config, serverEnv: NodeJS.ProcessEnv): Promise<void> {
-  if (runningProcess(config.dataDir, CONNECT_SERVER) && (await connectServerReady(config).catch(() => false))) return;
+  if (await connectServerReady(config).catch(() => false)) return;
   const key = config.dataDir;
   let start = starting.get(key);
   if (!start) {
