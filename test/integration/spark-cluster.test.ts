@@ -70,7 +70,7 @@ describe('the ingest and curate jobs on a Spark standalone cluster', () => {
 
   test('the stack shows the master and two workers running, answering, the master UI on loopback', async () => {
     const info = await stackStatus(config);
-    const cluster = info.components.filter((c) => c.name.startsWith('spark-'));
+    const cluster = info.components.filter((c) => c.name.startsWith('spark-master') || c.name.startsWith('spark-worker'));
     assert.deepEqual(
       cluster.map((c) => [c.name, c.state, c.answering]),
       [
