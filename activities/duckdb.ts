@@ -209,7 +209,6 @@ export function toNumber(value: Json | undefined): number {
   return value === null || value === undefined ? 0 : Number(value);
 }
 
-/** Column names of a table of the database file (not of this session's temporary tables); none if it does not exist. */
 /** The column names of every table of the database's main schema, in order (one catalog scan). */
 export async function tablesColumnNames(conn: DuckDBConnection): Promise<Map<string, string[]>> {
   const rows = await queryRows(
@@ -226,6 +225,7 @@ export async function tablesColumnNames(conn: DuckDBConnection): Promise<Map<str
   return tables;
 }
 
+/** Column names of a table of the database file (not of this session's temporary tables); none if it does not exist. */
 export async function tableColumnNames(conn: DuckDBConnection, table: string): Promise<string[]> {
   const rows = await queryRows(
     conn,

@@ -16,7 +16,7 @@ import { startWorker } from '../workers/worker';
 import { backfillChunk, pipelineStatusQuery, requestBackfillUpdate, smartCityPipeline, type BackfillChunkResult, type PipelineStatus } from '../workflows';
 import { smartCityPipelineInputSchema } from '../workflows/pipeline';
 import { ingestFleetHistory } from './history';
-import { until as untilValue } from '../test/helpers/until';
+import { until } from '../test/helpers/until';
 
 export interface BenchBackfillOptions {
   config?: Config;
@@ -81,12 +81,12 @@ export async function benchBackfill(opts: BenchBackfillOptions = {}) {
         if (outcome.accepted.length !== windows) throw new Error(`the backfill accepted ${outcome.accepted.length} of ${windows} windows: ${JSON.stringify(outcome.skipped[0])}`);
         const done = (s: PipelineStatus) => s.running.length === 0 && s.queued === 0 && s.loaded.some((r) => r.from <= range.from && r.to >= range.to);
         // Polled every 250 ms: the quantity measured is about half a minute, a coarser poll would show in it.
-        const status = await untilValue('every window loaded and checked', async () => {
+        const status = await until('every window loaded and checked', async () => {
           const s = await pipeline.query(pipelineStatusQuery);
           const failed = s.windows.find((w) => w.status === 'failed');
           if (failed) throw new Error(`window ${failed.window.from} failed: ${failed.lastError?.message}`);
           return done(s) ? s : undefined;
-        }, 30 * 60_000, 250);
+        }, { timeoutMs: 30 * 60_000, everyMs: 250 });
         const elapsed = performance.now() - t0;
         const chunk = status.windows.find((w) => w.chunk !== undefined)?.chunk;
         if (chunk) stages.push((await client.workflow.getHandle<typeof backfillChunk>(chunk).result()).timings);

@@ -37,7 +37,7 @@ import {
 import { ZERO_COUNTS } from '../workflows/counts';
 import { planSlices } from '../workflows/slices';
 import { CpuMeter, type CpuUse } from './proc';
-import { until as untilValue } from '../test/helpers/until';
+import { until } from '../test/helpers/until';
 
 export interface BenchScaleOptions {
   config?: Config;
@@ -298,10 +298,10 @@ export async function benchScale(opts: BenchScaleOptions = {}): Promise<StepResu
       if (fleet) await fleet.cancel();
       fleet = await pipeline.startFleet(input);
       const producing = fleet;
-      await until('every slice of the fleet to produce', 10 * 60_000, async () => {
+      await until('every slice of the fleet to produce', async () => {
         const s = await producing.query(fleetStatusQuery).catch(() => undefined);
         return s?.parts.every((p) => p.acked.vehicle > 0) ? true : undefined;
-      });
+      }, { timeoutMs: 10 * 60_000, everyMs: 2_000 });
       await settle(admin, config, warmupMs, expectedPerSec);
 
       const cpu = new CpuMeter(() => ({ worker: worker.pid, kafka: runningProcess(config.dataDir, 'kafka')?.pid, temporal: runningProcess(config.dataDir, 'temporal')?.pid }));
@@ -379,19 +379,16 @@ function hwAt(samples: HwSample[], at: number): Map<string, number> {
  */
 async function settle(admin: Admin, config: Config, timeoutMs: number, perSec: number): Promise<void> {
   const allowed = Math.max(5_000, 2 * (TRIGGER_MS / 1000) * perSec);
-  const deadline = Date.now() + timeoutMs;
   const started = Date.now();
-  while (Date.now() < deadline) {
-    await sleep(TRIGGER_MS);
-    const all = batches(config);
-    const last = all.at(-1);
-    if (!last || last.visibleMs < started) continue;
-    const lag = sum((await highWatermarks(admin)).hw) - sum(ingestedBy(all, Date.now()));
-    if (lag <= allowed) return;
-  }
-}
-
-/** Polls every 2 s (a bench or end-to-end step takes minutes). */
-function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  return untilValue(what, probe, timeoutMs, 2_000);
+  await until(
+    'the ingest job to keep up',
+    async () => {
+      const all = batches(config);
+      const last = all.at(-1);
+      if (!last || last.visibleMs < started) return undefined;
+      const lag = sum((await highWatermarks(admin)).hw) - sum(ingestedBy(all, Date.now()));
+      return lag <= allowed ? true : undefined;
+    },
+    { timeoutMs, everyMs: TRIGGER_MS },
+  ).catch(() => undefined);
 }

@@ -25,6 +25,7 @@ import { EventProducer } from '../producers/event-producer';
 import { fleetEvents } from '../producers/fleet';
 import { SOURCES, type SmartCityEvent, type Source } from '../schemas';
 import { readProgress, sparkJobLogTail, sparkJobStatus, startSparkJob, stopSparkJob, type ProgressLine, type SparkJobSpec } from '../spark/runner';
+import { until } from '../test/helpers/until';
 
 export interface BenchStreamOptions {
   config?: Config;
@@ -246,14 +247,17 @@ async function measure(plan: Plan, kind: JobKind, round: number): Promise<RunMea
 
     const started = Date.now();
     const handle = await startSparkJob(config, jobSpec(plan, kind, name, join(plan.lake, `${kind}-${round}`), topics));
-    const consumedAtLeast = async (count: number) => {
-      for (;;) {
-        const status = await sparkJobStatus(config, name);
-        if (status.state !== 'running') throw new Error(`${LABELS[kind]} ended (${status.state}, exit code ${status.exitCode}):\n${await sparkJobLogTail(config, name)}`);
-        if (batchesOf(handle.progressFile!).reduce((sum, b) => sum + b.consumed, 0) >= count) return;
-        await sleep(250);
-      }
-    };
+    // No time limit: the job ending is what fails it.
+    const consumedAtLeast = (count: number) =>
+      until(
+        `${LABELS[kind]} to consume ${count} records`,
+        async () => {
+          const status = await sparkJobStatus(config, name);
+          if (status.state !== 'running') throw new Error(`${LABELS[kind]} ended (${status.state}, exit code ${status.exitCode}):\n${await sparkJobLogTail(config, name)}`);
+          return batchesOf(handle.progressFile!).reduce((sum, b) => sum + b.consumed, 0) >= count ? true : undefined;
+        },
+        { timeoutMs: Infinity, everyMs: 250 },
+      );
     await consumedAtLeast(plan.backlog.length);
 
     const topicNames = Object.values(topics);

@@ -13,7 +13,7 @@ import { parseCommandLine, UsageError } from './args';
 export const AWS_USAGE = `smartcity aws config --stack <name> [--region <region>] [--out <file>]
 
   Writes the aws target's settings (the SMARTCITY_CONFIG file: "target": "aws" and the "aws"
-  section) from the outputs of a deployed smartcity stack (infra/, see README "Deploy to AWS").
+  section) from the outputs of a deployed smartcity stack (infra/, see docs/aws.md, "Deploy to AWS").
   Credentials: the AWS SDK's default chain (AWS_PROFILE, environment, SSO, instance role).
 
   --stack <name>     the CloudFormation stack (default name of the CDK app: Smartcity)
@@ -56,7 +56,7 @@ async function describeStack(stack: string, region: string | undefined): Promise
     if (/region is missing/i.test(e.message)) throw new UsageError('no AWS region: pass --region or set AWS_REGION');
     if (e.name === 'CredentialsProviderError') throw new Error(`no AWS credentials found (AWS_PROFILE, environment, SSO, instance role): ${e.message}`);
     if (e.name === 'ValidationError' && /does not exist/.test(e.message)) {
-      throw new Error(`stack "${stack}" does not exist in ${await client.config.region()}: deploy it first (README "Deploy to AWS") or pass --region`);
+      throw new Error(`stack "${stack}" does not exist in ${await client.config.region()}: deploy it first (docs/aws.md, "Deploy to AWS") or pass --region`);
     }
     throw new Error(`cloudformation:DescribeStacks on ${stack}: ${e.name}: ${e.message}`);
   } finally {

@@ -2,7 +2,7 @@
 // ships with Spark 3.5, org.apache.spark.sql.connect.service.SparkConnectServer) started by
 // `stack up`, whose clients are the curate runs. A client process starts in about a second and
 // its work runs in a warm JVM, where a spark-submit pays 8 s or more for a JVM and a SparkContext
-// before its first query (README, Benchmarks).
+// before its first query (docs/benchmarks.md, "Backfill").
 //
 // A run's operations live in the server, not in the client: spark/smartcity_spark/connect.py says
 // how a run takes over the session of a client that died, and why each job name has its own

@@ -445,11 +445,6 @@ function lastProgress(job: JobRecord): ProgressLine | undefined {
   return line === undefined ? undefined : parseObject(line);
 }
 
-/**
- * Starts a job detached in its own process group and returns at once. Idempotent for a retried
- * start: when a job of that name runs already with the same command, its handle is returned; with
- * a different command it is an error (stop it first).
- */
 /** The wrapper shell's command line for a job, and what the job is told to write. */
 function jobCommand(config: Config, spec: SparkJobSpec): { command: string[]; progressFile?: string; summaryPath?: string } {
   checkName(spec.name);
@@ -460,6 +455,12 @@ function jobCommand(config: Config, spec: SparkJobSpec): { command: string[]; pr
   return { command, ...(progressFile ? { progressFile } : {}), ...(summaryPath ? { summaryPath } : {}) };
 }
 
+/**
+ * Starts a job detached in its own process group and returns at once. Idempotent for a retried
+ * start: when a job of that name runs already with the same command, its handle is returned; with
+ * a different command it is an error (stop it first). A curate through Spark Connect first makes
+ * sure a Spark Connect server answers on its port (the stack's is started again if none does).
+ */
 export async function startSparkJob(config: Config, spec: SparkJobSpec): Promise<SparkJobHandle> {
   const { command, progressFile, summaryPath } = jobCommand(config, spec);
   const paths = files(config, spec.name);

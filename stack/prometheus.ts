@@ -17,7 +17,7 @@ export function prometheusUrl(config: Config): string {
 export function prometheusCommand(config: Config): string[] {
   if (!existsSync(PROMETHEUS_BINARY)) {
     throw new MissingToolError(
-      `Prometheus is not installed (${PROMETHEUS_BINARY}): install Debian's package (apt-get install prometheus), or run Prometheus and Grafana with Docker (see README, "Metrics and dashboard")`,
+      `Prometheus is not installed (${PROMETHEUS_BINARY}): install Debian's package (apt-get install prometheus), or run Prometheus and Grafana with Docker (see docs/metrics.md)`,
     );
   }
   if (config.metrics.port === 0) throw new Error('SMARTCITY_METRICS_PORT is 0: the worker serves no metrics for Prometheus to scrape');

@@ -25,7 +25,12 @@ export const sparkWorkerUiPort = (config: Config, n: number) => config.ports.spa
  * The daemons' environment: the allow-listed one Spark jobs get (executors inherit it), every
  * listener on loopback (UIs included), small daemon heaps, and two cluster policies: an
  * application gets one core unless it asks for more, so the streaming job, which never ends,
- * leaves the other worker to the curate jobs; a finished application's files go after an hour.
+ * holds one worker and leaves the other to a second application; a finished application's files
+ * go after an hour. By default that is not a curate job: curate runs are clients of the stack's
+ * Spark Connect server (spark/connect.ts), whose queries run on the master `stack up` gave it
+ * (local[2], beside this cluster, unless SMARTCITY_SPARK_MASTER named the cluster then). A curate
+ * gets the other worker as a spark-submit of its own (SMARTCITY_SPARK_CONNECT=false), or through a
+ * Connect server started with this cluster as its master.
  */
 export function sparkDaemonEnv(config: Config): NodeJS.ProcessEnv {
   return {

@@ -1,34 +1,15 @@
 // The smartcity worker: workflows and the pipeline's activities on the task queue, and the fleet's
 // producer activities on a queue of their own (<task queue>-fleet) with a separate slot budget, so
 // however much a fleet produces, the pipeline's activities start at once. Activities are bound to
-// the configured target at start-up. Production starts load the prebuilt workflow bundle
-// (`npm run build:workflows`); without it the worker bundles workflows/ itself.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { bundleWorkflowCode, Worker, type WorkerOptions } from '@temporalio/worker';
-import { PROJECT_ROOT, type Config } from '../config';
+// the configured target at start-up. Workflows come from the bundle in dist/ (workers/bundle.ts),
+// built once and reused by every worker while workflows/ and its dependencies are unchanged.
+import { Worker, type WorkerOptions } from '@temporalio/worker';
+import type { Config } from '../config';
 import { createActivities } from '../activities';
-import { logAtLeast } from '../logging';
 import { startPipelineMetrics } from '../metrics';
+import { workflowBundlePath } from './bundle';
 import { connectWorker } from '../temporal/connection';
 import { fleetTaskQueue } from '../workflows/ids';
-
-export const WORKFLOWS_PATH = join(PROJECT_ROOT, 'workflows', 'index.ts');
-export const WORKFLOW_BUNDLE_PATH = join(PROJECT_ROOT, 'dist', 'workflow-bundle.js');
-
-/** Bundles workflows/ ahead of time, so a production worker starts without webpack. */
-export async function buildWorkflowBundle(path = WORKFLOW_BUNDLE_PATH): Promise<string> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: logAtLeast('WARN') });
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, code);
-  return path;
-}
-
-async function workflowSource(): Promise<Pick<WorkerOptions, 'workflowBundle'>> {
-  if (existsSync(WORKFLOW_BUNDLE_PATH)) return { workflowBundle: { codePath: WORKFLOW_BUNDLE_PATH } };
-  // Bundling logs webpack's module statistics at INFO; only its warnings and errors are news.
-  return { workflowBundle: await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: logAtLeast('WARN') }) };
-}
 
 export interface RunningWorker {
   /** Workflows and the pipeline's activities, on config.temporal.taskQueue. */
@@ -69,7 +50,7 @@ export async function startWorker(config: Config, overrides: Partial<WorkerOptio
     worker = await Worker.create({
       ...common,
       taskQueue: config.temporal.taskQueue,
-      ...(await workflowSource()),
+      workflowBundle: { codePath: await workflowBundlePath() },
       activities: pipelineActivities,
       // Spark jobs, DuckDB loads and the streaming job's watch; fleets have their own slots below.
       maxConcurrentActivityTaskExecutions: 64,

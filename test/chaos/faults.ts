@@ -22,6 +22,7 @@ import {
   type Scenario,
 } from './observe';
 import { kill, listProcesses, waitGone } from '../helpers/processes';
+import { until } from '../helpers/until';
 import { seconds, type Tier } from './tier';
 import { label, type Window } from './truth';
 
@@ -154,24 +155,23 @@ async function killStackComponent(run: Run, tier: Tier, component: 'kafka' | 'te
 
 async function brokerFault(run: Run, s: Scenario, settings: FaultSettings): Promise<void> {
   const { tier } = s;
-  await tier.until('the replay to get events into Kafka', 5 * 60_000, async () => (sum(await tier.watermarks()) >= 50 ? true : undefined));
+  await tier.until('the replay to get events into Kafka', async () => (sum(await tier.watermarks()) >= 50 ? true : undefined), { timeoutMs: 5 * 60_000 });
   const restartedAt = await killStackComponent(run, tier, 'kafka', 'Kafka broker', settings.brokerDownSeconds);
   const atRestart = sum(await tier.watermarks());
   const firstAckAt = await tier.until(
     'the restarted broker acknowledging a new event of the replay',
-    3 * 60_000,
     async () => (sum(await tier.watermarks()) > atRestart ? Date.now() : undefined),
-    1_000,
+    { timeoutMs: 3 * 60_000, everyMs: 1_000 },
   );
   run.figures.push(`first acknowledged event ${run.since(firstAckAt, restartedAt)} after the restart`);
   const target = await tier.watermarks();
   const caughtUpAt = await tier.until(
     `the ingest job writing every offset Kafka held ${seconds(Date.now() - firstAckAt)} after the first new acknowledgement`,
-    RECOVERY_BOUND_MS,
     () => {
       const done = ingestedOffsets(ingestProgress(s));
       return [...target].every(([partition, high]) => high === 0 || (done.get(partition) ?? 0) >= high) ? Date.now() : undefined;
     },
+    { timeoutMs: RECOVERY_BOUND_MS },
   );
   run.figures.push(`ingest caught up ${run.since(caughtUpAt, restartedAt)} after the restart`);
   run.recoveryMs = caughtUpAt - run.killedAt!;
@@ -179,8 +179,10 @@ async function brokerFault(run: Run, s: Scenario, settings: FaultSettings): Prom
 
 async function ingestFault(run: Run, s: Scenario): Promise<void> {
   const { tier } = s;
-  const jvm = await tier.until('the ingest job running with a micro-batch written', 5 * 60_000, () =>
-    ingestProgress(s).length > 0 ? ingestJvm(s) : undefined,
+  const jvm = await tier.until(
+    'the ingest job running with a micro-batch written',
+    () => (ingestProgress(s).length > 0 ? ingestJvm(s) : undefined),
+    { timeoutMs: 5 * 60_000 },
   );
   run.killed(jvm.pid, 'Spark ingest driver (spark-submit JVM of smartcity-ingest)');
   const killedAt = run.killedAt!;
@@ -188,14 +190,16 @@ async function ingestFault(run: Run, s: Scenario): Promise<void> {
   // New records for the restarted job, whether or not the replay still produces: they must reach
   // quarantine exactly once across the restart.
   await injectMalformed(s, 2);
-  const next = await tier.until('the streaming supervisor starting a new ingest job', 5 * 60_000, () => {
+  const next = await tier.until('the streaming supervisor starting a new ingest job', () => {
     const now = ingestJvm(s);
     return now && now.pid !== jvm.pid ? now : undefined;
-  });
+  }, { timeoutMs: 5 * 60_000 });
   const restartedAt = Date.now();
   run.figures.push(`restarted by the supervisor after ${run.since(restartedAt)} (pid ${next.pid})`);
-  const batch = await tier.until('a micro-batch of the restarted ingest job landing', RECOVERY_BOUND_MS, () =>
-    ingestProgress(s).find((line) => Date.parse(line.ingest_time) >= killedAt),
+  const batch = await tier.until(
+    'a micro-batch of the restarted ingest job landing',
+    () => ingestProgress(s).find((line) => Date.parse(line.ingest_time) >= killedAt),
+    { timeoutMs: RECOVERY_BOUND_MS },
   );
   const landedAt = Date.parse(batch.ingest_time) + batch.duration_ms;
   run.figures.push(`micro-batch ${batch.batch_id} (${batch.consumed} records) landed ${run.since(landedAt)} after the kill`);
@@ -233,7 +237,6 @@ async function workerFault(run: Run, s: Scenario, settings: FaultSettings): Prom
   const what = `a backfill curate job running${settings.alignWorkerKill ? ' shortly before a live window closes' : ''}`;
   const target = await tier.until(
     what,
-    2 * s.windowMs + 5 * 60_000,
     async () => {
       const close = await nextLiveClose(s, 0);
       const lead = close - Date.now();
@@ -244,7 +247,7 @@ async function workerFault(run: Run, s: Scenario, settings: FaultSettings): Prom
       const job = curateJobs(s).find((j) => j.replay);
       return job && (!settings.alignWorkerKill || (lead >= 15_000 && lead <= 150_000)) ? { job, close } : undefined;
     },
-    1_000,
+    { timeoutMs: 2 * s.windowMs + 5 * 60_000, everyMs: 1_000 },
   );
   const window = target.job.replay!;
   const liveFromMs = target.close - s.latenessMs - s.windowMs;
@@ -262,7 +265,6 @@ async function workerFault(run: Run, s: Scenario, settings: FaultSettings): Prom
   try {
     await tier.until(
       `window ${label(window)} loaded within ${seconds(WORKER_WINDOW_DEADLINE_MS)} of the kill`,
-      killedAt + WORKER_WINDOW_DEADLINE_MS - Date.now(),
       async () => {
         const status = await controllerStatus(s);
         if (liveScheduledAt === undefined && (recordOf(status, liveFromMs) || status.running.some((r) => Date.parse(r.window.from) === liveFromMs)))
@@ -271,6 +273,7 @@ async function workerFault(run: Run, s: Scenario, settings: FaultSettings): Prom
         if (record) loadedAt = Date.parse(record.loadedAt!);
         return loadedAt;
       },
+      { timeoutMs: killedAt + WORKER_WINDOW_DEADLINE_MS - Date.now() },
     );
   } catch (err) {
     run.problems.push(`${(err as Error).message}${await stuckEvidence(s, window)}`);
@@ -291,10 +294,10 @@ async function workerFault(run: Run, s: Scenario, settings: FaultSettings): Prom
   const liveDeadline = target.close + LIVE_SCHEDULING_SLACK_MS;
   if (liveScheduledAt === undefined) {
     liveScheduledAt = await tier
-      .until(`live window ${new Date(liveFromMs).toISOString().slice(11, 16)} started`, Math.max(0, liveDeadline - Date.now()), async () => {
+      .until(`live window ${new Date(liveFromMs).toISOString().slice(11, 16)} started`, async () => {
         const status = await controllerStatus(s);
         return recordOf(status, liveFromMs) || status.running.some((r) => Date.parse(r.window.from) === liveFromMs) ? Date.now() : undefined;
-      })
+      }, { timeoutMs: Math.max(0, liveDeadline - Date.now()) })
       .catch(() => undefined);
   }
   if (liveScheduledAt === undefined || liveScheduledAt > liveDeadline) {
@@ -358,14 +361,14 @@ async function progressMarks(s: Scenario): Promise<{ controller: number; fleet: 
 async function temporalFault(run: Run, s: Scenario, settings: FaultSettings): Promise<void> {
   const { tier } = s;
   const restartedAt = await killStackComponent(run, tier, 'temporal', 'Temporal dev server', settings.temporalDownSeconds);
-  const before = await tier.until('the worker answering queries again after the restart', 3 * 60_000, () => progressMarks(s));
+  const before = await tier.until('the worker answering queries again after the restart', () => progressMarks(s), { timeoutMs: 3 * 60_000 });
   run.figures.push(`worker answering queries ${run.since(Date.now(), restartedAt)} after the restart`);
   const what = `the controller${before.fleet === undefined ? '' : ' and the fleet'} making progress after the restart`;
-  const progressedAt = await tier.until(what, 3 * 60_000, async () => {
+  const progressedAt = await tier.until(what, async () => {
     const now = await progressMarks(s);
     const fleet = before.fleet === undefined || now.fleet === undefined || now.fleet > before.fleet;
     return now.controller > before.controller && fleet ? Date.now() : undefined;
-  });
+  }, { timeoutMs: 3 * 60_000 });
   run.figures.push(`controller${before.fleet === undefined ? '' : ' and fleet'} progressing ${run.since(progressedAt, restartedAt)} after the restart`);
   run.recoveryMs = progressedAt - run.killedAt!;
   const streaming = await tier.ask((client) => client.workflow.getHandle(STREAMING_WORKFLOW_ID).describe()).catch(() => undefined);
@@ -379,7 +382,6 @@ async function curateFault(run: Run, s: Scenario): Promise<void> {
   let staging: string[] = [];
   await tier.until(
     'a curate job of a replay window writing the curated layer',
-    10 * 60_000,
     async () => {
       if (Date.now() - demandedAt > 120_000) {
         demandedAt = Date.now();
@@ -387,22 +389,23 @@ async function curateFault(run: Run, s: Scenario): Promise<void> {
       }
       job = curateJobs(s).find((j) => j.replay);
       if (!job) return undefined;
-      // The write is short: look closely while this job runs.
-      for (let i = 0; i < 50; i++) {
+      // The write is short: look closely (every 100 ms, for 5 s) while this job runs.
+      const stagingSeen = () => {
         staging = curatedStaging(s);
-        if (staging.length > 0) return true;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      return undefined;
+        return staging.length > 0 ? true : undefined;
+      };
+      return until('the curate job to stage its write', stagingSeen, { timeoutMs: 5_000, everyMs: 100 }).catch(() => undefined);
     },
-    500,
+    { timeoutMs: 10 * 60_000, everyMs: 500 },
   );
   const window = job!.replay!;
   const what = job!.jvm.argv.includes('org.apache.spark.deploy.SparkSubmit') ? 'spark-submit JVM' : 'Spark Connect client (its write runs on in the server)';
   run.killed(job!.jvm.pid, `curate ${what} of ${label(window)} (writing ${staging.join(', ')})`);
   const killedAt = run.killedAt!;
-  const record = await tier.until(`window ${label(window)} loaded after its curate job was killed`, RECOVERY_BOUND_MS, async () =>
-    loadedSince(await controllerStatus(s), window.fromMs, killedAt),
+  const record = await tier.until(
+    `window ${label(window)} loaded after its curate job was killed`,
+    async () => loadedSince(await controllerStatus(s), window.fromMs, killedAt),
+    { timeoutMs: RECOVERY_BOUND_MS },
   );
   const loadedAt = Date.parse(record.loadedAt!);
   run.figures.push(`window ${label(window)} loaded ${run.since(loadedAt)} after the kill (batch run ${record.workflowId}, attempt ${record.attempts})`);

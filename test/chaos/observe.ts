@@ -130,7 +130,7 @@ export const sum = (offsets: Map<string, number>) => [...offsets.values()].reduc
 /** Sends one wave of malformed records, each to its topic, acknowledged by Kafka (acks = all). */
 export async function injectMalformed(s: Scenario, wave: 1 | 2): Promise<void> {
   const records = malformedRecords(wave);
-  await s.tier.until(`Kafka accepting the ${records.length} malformed records`, 3 * 60_000, async () => {
+  await s.tier.until(`Kafka accepting the ${records.length} malformed records`, async () => {
     const producer = createKafka(s.tier.config, { log: () => undefined }).producer({
       idempotent: true,
       maxInFlightRequests: 1,
@@ -144,7 +144,7 @@ export async function injectMalformed(s: Scenario, wave: 1 | 2): Promise<void> {
       await producer.disconnect();
     }
     return true;
-  });
+  }, { timeoutMs: 3 * 60_000 });
   s.injected.push(...records);
   s.tier.log(`injected ${records.length} malformed records: ${records.map((r) => `${r.key} → ${r.topic} (${r.kind})`).join(', ')}`);
 }

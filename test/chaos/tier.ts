@@ -12,6 +12,7 @@ import { createKafka } from '../../kafka/client';
 import { SOURCES, TOPICS } from '../../schemas';
 import { connectClient } from '../../temporal/connection';
 import { isAlive, kill, killAll, waitGone } from '../helpers/processes';
+import { NotYet, until } from '../helpers/until';
 
 /** The tier's ports before SMARTCITY_TEST_PORT_OFFSET: clear of the suite's (27233, 29092, …). */
 const BASE_PORTS = { temporal: 25233, temporalUi: 26233, kafka: 31092, kafkaController: 31093, sparkConnect: 31002, sparkConnectUi: 31050 };
@@ -130,24 +131,30 @@ export class Tier {
     this.log(`${passed ? 'PASS' : 'FAIL'} ${name}: ${detail}`);
   }
 
-  /** Polls `probe` until it returns a value; throws WaitTimeout naming `what` after `timeoutMs`. */
-  async until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, everyMs = 2_000): Promise<T> {
-    const deadline = Math.min(Date.now() + timeoutMs, this.deadline);
-    let lastError: unknown;
-    for (;;) {
-      if (this.aborted) throw new TierAborted(`interrupted while waiting for ${what}`);
-      try {
-        const value = await probe();
-        if (value !== undefined) return value;
-      } catch (err) {
-        lastError = err;
-      }
-      if (Date.now() >= deadline) {
-        const why = deadline === this.deadline ? ' (the tier ran out of its total time)' : '';
-        const last = lastError instanceof Error ? `; last error: ${lastError.message.split('\n')[0]}` : '';
-        throw new WaitTimeout(`${what}: did not happen within ${seconds(timeoutMs)}${why}${last}`);
-      }
-      await sleep(Math.min(everyMs, Math.max(0, deadline - Date.now())));
+  /**
+   * `until` (every 2 s by default) on the tier's terms: an error of `probe` is retried (the last one
+   * ends the timeout's message), the tier's interruption ends the wait (TierAborted) and so does the
+   * end of its total time; a timeout is a WaitTimeout.
+   */
+  async until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, options: { timeoutMs: number; everyMs?: number }): Promise<T> {
+    const { timeoutMs, everyMs = 2_000 } = options;
+    const left = this.deadline - Date.now();
+    try {
+      return await until(
+        what,
+        async () => {
+          if (this.aborted) throw new TierAborted(`interrupted while waiting for ${what}`);
+          try {
+            return await probe();
+          } catch (err) {
+            throw new NotYet(err instanceof Error ? `last error: ${err.message.split('\n')[0]}` : '');
+          }
+        },
+        { timeoutMs: Math.max(0, Math.min(timeoutMs, left)), everyMs },
+      );
+    } catch (err) {
+      if (err instanceof TierAborted) throw err;
+      throw new WaitTimeout(`${(err as Error).message}${left < timeoutMs ? ' (the tier ran out of its total time)' : ''}`);
     }
   }
 
@@ -253,10 +260,10 @@ export class Tier {
       this.log('starting a replacement worker so the scenario goes on');
       this.startWorker().catch((err: unknown) => this.log(`the replacement worker did not start: ${(err as Error).message}`));
     });
-    await this.until(`worker ${n} (pid ${child.pid}) to poll its task queue`, WORKER_START_TIMEOUT_MS, () => {
+    await this.until(`worker ${n} (pid ${child.pid}) to poll its task queue`, () => {
       if (worker.exited) throw new Error(`worker ${n} exited during start-up:\n${tail(log, 12)}`);
       return readFileSync(log, 'utf8').includes(WORKER_READY_LINE) ? true : undefined;
-    }, 500);
+    }, { timeoutMs: WORKER_START_TIMEOUT_MS, everyMs: 500 });
     this.log(`worker ${n} (pid ${child.pid}) polls`);
     return worker;
   }

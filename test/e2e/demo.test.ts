@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { loadConfig } from '../../config';
 import { sparkJobStatus } from '../../spark/runner';
@@ -16,21 +15,25 @@ import { connectClient } from '../../temporal/connection';
 import { DEFAULT_STREAMING_JOB, PIPELINE_WORKFLOW_ID } from '../../workflows';
 import { WORKER_PROCESS } from '../../cli/local-run';
 import { runCli } from '../helpers/cli';
+import { until } from '../helpers/until';
 
 const config = loadConfig();
 
 async function controllerClosed(): Promise<void> {
   const { client, close } = await connectClient(config);
   try {
-    for (const deadline = Date.now() + 10 * 60_000; Date.now() < deadline; await sleep(5_000)) {
-      const running = await client.workflow
-        .getHandle(PIPELINE_WORKFLOW_ID)
-        .describe()
-        .then((d) => d.status.name === 'RUNNING')
-        .catch(() => false);
-      if (!running) return;
-    }
-    throw new Error(`${PIPELINE_WORKFLOW_ID} kept running for 10 minutes`);
+    await until(
+      `${PIPELINE_WORKFLOW_ID} to close`,
+      async () => {
+        const running = await client.workflow
+          .getHandle(PIPELINE_WORKFLOW_ID)
+          .describe()
+          .then((d) => d.status.name === 'RUNNING')
+          .catch(() => false);
+        return running ? undefined : true;
+      },
+      { timeoutMs: 10 * 60_000, everyMs: 5_000 },
+    );
   } finally {
     await close();
   }

@@ -23,7 +23,7 @@ import {
 } from '../../workflows';
 import { SOURCES } from '../../schemas';
 import { recordHistory } from '../helpers/temporal';
-import { until as untilValue } from '../helpers/until';
+import { until } from '../helpers/until';
 
 const config: Config = { ...loadConfig(), temporal: { ...loadConfig().temporal, taskQueue: `e2e-${randomUUID()}` } };
 // A past hour no other test writes to: the streaming job reads whole topics, and the windows below
@@ -70,20 +70,20 @@ describe('local target end to end', { timeout: 15 * 60_000 }, () => {
     handles.streamingSupervisor = connection.client.workflow.getHandle(STREAMING_WORKFLOW_ID);
 
     const queries = queryActivities(config);
-    await until('the streaming job to land every produced event in raw', 8 * 60_000, async () => {
+    await until('the streaming job to land every produced event in raw', async () => {
       const [raw] = await queries.countRawWindows({ windows: [window] });
       return SOURCES.every((s) => raw![s] >= produced.totals[s]) ? raw : undefined;
-    });
+    }, { timeoutMs: 8 * 60_000, everyMs: 2_000 });
 
     const outcome = await pipeline.executeUpdate(requestBackfillUpdate, { args: [{ from: window.from, to: window.to }] });
     assert.deepEqual(outcome.accepted, [window]);
 
-    const loaded = await until('the backfilled window to be loaded', 8 * 60_000, async () => {
+    const loaded = await until('the backfilled window to be loaded', async () => {
       const status = await pipeline.query(pipelineStatusQuery);
       const entry = status.windows.find((w) => w.window.from === window.from);
       if (entry?.status === 'failed') throw new Error(`batch run failed: ${entry.lastError?.type}: ${entry.lastError?.message}`);
       return entry?.status === 'loaded' ? entry : undefined;
-    });
+    }, { timeoutMs: 8 * 60_000, everyMs: 2_000 });
     handles.batchRun = connection.client.workflow.getHandle(loaded.workflowId);
     assert.deepEqual(loaded.rows, produced.totals, 'warehouse rows per source = events Kafka acknowledged');
 
@@ -95,14 +95,9 @@ describe('local target end to end', { timeout: 15 * 60_000 }, () => {
   test('stopping the controller stops the streaming job', async () => {
     await handles.smartCityPipeline!.cancel();
     await assert.rejects(handles.smartCityPipeline!.result());
-    await until('the streaming job to stop', 3 * 60_000, async () => {
+    await until('the streaming job to stop', async () => {
       const status = await sparkJobStatus(config, DEFAULT_STREAMING_JOB);
       return status.state === 'running' ? undefined : status;
-    });
+    }, { timeoutMs: 3 * 60_000, everyMs: 2_000 });
   });
 });
-
-/** Polls every 2 s (a bench or end-to-end step takes minutes). */
-function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  return untilValue(what, probe, timeoutMs, 2_000);
-}

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT, type Config } from '../../config';
+import { NotYet, until } from './until';
 
 export class Child {
   readonly process: ChildProcess;
@@ -32,12 +33,15 @@ export class Child {
 
   /** Waits until stdout or stderr matches; fails if the process exits first or after `timeoutMs`. */
   async waitFor(pattern: RegExp, what: string, timeoutMs = 120_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!pattern.test(this.stdout) && !pattern.test(this.stderr)) {
-      if (!this.running) throw new Error(`exited (${this.exitCode}) before ${what}:\n${this.stderr.slice(-3000)}`);
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}:\n${this.stderr.slice(-3000)}`);
-      await sleep(200);
-    }
+    await until(
+      what,
+      () => {
+        if (pattern.test(this.stdout) || pattern.test(this.stderr)) return true;
+        if (!this.running) throw new Error(`exited (${this.exitCode}) before ${what}:\n${this.stderr.slice(-3000)}`);
+        throw new NotYet(`stderr:\n${this.stderr.slice(-3000)}`);
+      },
+      { timeoutMs, everyMs: 200 },
+    );
   }
 
   /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */

@@ -26,6 +26,7 @@ import { createAwsClients, type AwsClients } from '../../activities/aws/clients'
 import type { CatalogColumn } from '../../activities/aws/glue';
 import { AWS_TEST_ENV } from './aws-mock';
 import { freePort } from './free-port';
+import { NotYet, until } from './until';
 
 // moto accepts any credentials; these keep a developer's real ones out of every signed request.
 process.env.AWS_ACCESS_KEY_ID = 'testing';
@@ -68,15 +69,18 @@ export async function startMoto(): Promise<MotoServer> {
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const deadline = Date.now() + 30_000;
-  while (!(await answers(endpoint))) {
-    if (child.exitCode !== null) throw new Error(`moto_server exited with ${child.exitCode}: ${stderr} (run scripts/setup.sh?)`);
-    if (Date.now() > deadline) {
-      child.kill('SIGTERM');
-      throw new Error(`moto_server did not answer on ${endpoint} within 30 s: ${stderr}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  await until(
+    `moto_server to answer on ${endpoint}`,
+    async () => {
+      if (await answers(endpoint)) return true;
+      if (child.exitCode !== null) throw new Error(`moto_server exited with ${child.exitCode}: ${stderr} (run scripts/setup.sh?)`);
+      throw new NotYet(`stderr: ${stderr}`);
+    },
+    { timeoutMs: 30_000, everyMs: 100 },
+  ).catch((err: unknown) => {
+    if (child.exitCode === null) child.kill('SIGTERM');
+    throw err;
+  });
   return {
     endpoint,
     stop: async () => {

@@ -2,7 +2,7 @@
 // command line or by the SMARTCITY_DATA_DIR they inherited), which of them is the JVM of a Spark
 // job, and killing by pid. Callers signal only processes of their own data folder.
 import { readFileSync, readdirSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { until } from './until';
 
 export interface ProcessInfo {
   pid: number;
@@ -91,12 +91,8 @@ export function kill(pid: number, signal: NodeJS.Signals): boolean {
 
 /** Waits until none of `pids` is alive; returns those still alive after `timeoutMs`. */
 export async function waitGone(pids: number[], timeoutMs: number): Promise<number[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const alive = pids.filter(isAlive);
-    if (alive.length === 0 || Date.now() >= deadline) return alive;
-    await sleep(200);
-  }
+  const alive = () => pids.filter(isAlive);
+  return until(`pids ${pids.join(', ')} to be gone`, () => (alive().length === 0 ? [] : undefined), { timeoutMs, everyMs: 200 }).catch(alive);
 }
 
 /** Short description of a process for the log: pid and the interesting part of its command. */

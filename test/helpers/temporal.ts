@@ -1,12 +1,13 @@
 // Temporal test environments on the binaries scripts/setup.sh installed (no downloads at test time).
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import type { WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import type { Config } from '../../config';
+import { PROJECT_ROOT, type Config } from '../../config';
 import { tools } from '../../stack/tools';
+import { WORKFLOWS_PATH, WORKFLOW_BUNDLE_PATH, workflowBundlePath } from '../../workers/bundle';
 
 export function createTimeSkippingEnv(config: Config): Promise<TestWorkflowEnvironment> {
   return TestWorkflowEnvironment.createTimeSkipping({
@@ -20,8 +21,16 @@ export function createDevServerEnv(config: Config): Promise<TestWorkflowEnvironm
   });
 }
 
-/** A logger that drops webpack's bundling chatter in tests. */
-export const quietLogger = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
+/**
+ * A current bundle of the project's workflows, or of a fixture's (`workflowsPath`): built once and
+ * shared by every test file and worker process of a run, rebuilt only when a bundled file changed
+ * (workers/bundle.ts). The project's is the one `smartcity worker` uses; fixtures get their own.
+ */
+export async function workflowBundle(workflowsPath = WORKFLOWS_PATH): Promise<{ codePath: string }> {
+  const bundlePath =
+    workflowsPath === WORKFLOWS_PATH ? WORKFLOW_BUNDLE_PATH : join(PROJECT_ROOT, 'dist', 'test-bundles', `${relative(PROJECT_ROOT, workflowsPath).replace(/[/.]/g, '_')}.js`);
+  return { codePath: await workflowBundlePath(bundlePath, workflowsPath) };
+}
 
 /**
  * With RECORD_HISTORIES=1, saves the workflow's history as test/histories/<name>.json (the proto

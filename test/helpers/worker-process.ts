@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT } from '../../config';
+import { NotYet, until } from './until';
 
 export interface WorkerProcess {
   child: ChildProcess;
@@ -32,14 +33,17 @@ export async function startWorkerProcess(env: NodeJS.ProcessEnv, readyTimeoutMs 
       return exited;
     },
   };
-  const deadline = Date.now() + readyTimeoutMs;
-  while (!err.includes(READY_LINE)) {
-    if (child.exitCode !== null) throw new Error(`the worker exited with code ${child.exitCode}:\n${err}`);
-    if (Date.now() > deadline) {
-      await worker.stop();
-      throw new Error(`the worker did not poll within ${readyTimeoutMs / 1000} s:\n${err}`);
-    }
-    await sleep(200);
-  }
+  await until(
+    'the worker to poll',
+    () => {
+      if (err.includes(READY_LINE)) return true;
+      if (child.exitCode !== null) throw new Error(`the worker exited with code ${child.exitCode}:\n${err}`);
+      throw new NotYet(`stderr:\n${err}`);
+    },
+    { timeoutMs: readyTimeoutMs, everyMs: 200 },
+  ).catch(async (error: unknown) => {
+    await worker.stop();
+    throw error;
+  });
   return worker;
 }

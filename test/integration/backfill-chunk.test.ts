@@ -62,8 +62,7 @@ describe('a backfill of four windows on the real activities', () => {
           if (failed) throw new Error(`window ${failed.window.from} failed: ${failed.lastError?.message}`);
           return s.windows.filter((w) => w.status === 'loaded').length === WINDOWS && s.running.length === 0 ? s : undefined;
         },
-        8 * 60_000,
-        1_000,
+        { timeoutMs: 8 * 60_000, everyMs: 1_000 },
       );
 
       const chunks = new Set(status.windows.map((w) => w.chunk));

@@ -121,7 +121,7 @@ describe('a broker outage of 30 s and more', { timeout: 15 * 60_000 }, () => {
     assert.equal(up.status, 0, up.stderr);
 
     [fleetResult, retriedResult] = await Promise.all([fleetHandle.result(), retriedHandle.result()]);
-    await until('simulate to finish', async () => (simulateRides.running ? undefined : true), 5 * 60_000);
+    await until('simulate to finish', async () => (simulateRides.running ? undefined : true), { timeoutMs: 5 * 60_000 });
     records = await consumeSince(config, offsets);
   });
 

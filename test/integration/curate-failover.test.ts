@@ -22,10 +22,11 @@ import { createKafka } from '../../kafka/client';
 import { SOURCES } from '../../schemas';
 import { sparkJobStatus, stopSparkJob } from '../../spark/runner';
 import { connectClient } from '../../temporal/connection';
-import { bundleWorkflowCode } from '@temporalio/worker';
-import { WORKFLOWS_PATH, startWorker } from '../../workers/worker';
+import { workflowBundlePath } from '../../workers/bundle';
+import { startWorker } from '../../workers/worker';
 import { batchRun } from '../../workflows';
-import { createDevServerEnv, quietLogger } from '../helpers/temporal';
+import { createDevServerEnv } from '../helpers/temporal';
+import { until } from '../helpers/until';
 
 const base = loadConfig();
 const run = randomUUID().slice(0, 8);
@@ -44,16 +45,6 @@ const TAKEOVER_LIMIT_MS = 3 * 60_000;
 /** When the job's wrapper recorded its exit code (spark/runner.ts keeps it in <dataDir>/run). */
 const jobEndedAt = (name: string) => statSync(join(dataDir, 'run', `spark-${name}.exit`)).mtimeMs;
 const jobRecord = (name: string) => JSON.parse(readFileSync(join(dataDir, 'run', `spark-${name}.job.json`), 'utf8')) as { pid: number; startedAt: string };
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
-    await sleep(250);
-  }
-}
 
 /** `bin/smartcity worker` as a child process on this test's data dir and task queue. */
 function workerProcess(env: Record<string, string> = {}): ChildProcess {
@@ -87,16 +78,16 @@ describe('a worker dying mid-curate, with real workers, Spark and Temporal', () 
 
   test('SIGKILLed mid-curate: another worker attaches to the running job and the window completes within 3 minutes', SLOW, async () => {
     const { client, close } = await connectClient(config);
-    // The survivor's workflow code is bundled ahead, so it starts polling at once after the kill
-    // (bundling takes a minute on a busy machine; that is not what the invariant is about).
-    const bundle = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger: quietLogger });
+    // The workflow bundle is built before the kill, so the survivor starts polling at once
+    // (bundling takes CPU seconds on a busy machine; that is not what the invariant is about).
+    await workflowBundlePath();
     const dying = workerProcess();
     children.push(dying);
     const exited = new Promise((resolve) => dying.once('exit', resolve));
     try {
       const handle = await client.workflow.start(batchRun, { taskQueue: config.temporal.taskQueue, workflowId: `failover-${run}`, args: [{ window }] });
       const name = curateJobName(window);
-      await until('the curate job to run', 4 * 60_000, async () => ((await sparkJobStatus(config, name)).state === 'running' ? true : undefined));
+      await until('the curate job to run', async () => ((await sparkJobStatus(config, name)).state === 'running' ? true : undefined), { timeoutMs: 4 * 60_000, everyMs: 250 });
       const started = jobRecord(name);
 
       dying.kill('SIGKILL');
@@ -104,7 +95,7 @@ describe('a worker dying mid-curate, with real workers, Spark and Temporal', () 
       const killedAt = Date.now();
       assert.equal((await sparkJobStatus(config, name)).state, 'running', 'the curate job outlives its worker (own process group)');
 
-      const survivor = await startWorker(config, { workflowsPath: undefined, workflowBundle: { code: bundle.code } });
+      const survivor = await startWorker(config);
       try {
         const result = await handle.result();
         const completedAt = Date.now();
@@ -148,7 +139,7 @@ describe('a worker dying mid-curate, with real workers, Spark and Temporal', () 
       const worker = await startWorker(own, { shutdownGraceTime: '1s' });
       const client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
       await client.workflow.start(batchRun, { taskQueue: own.temporal.taskQueue, workflowId: `failover-down-${run}`, args: [{ window: other }] });
-      await until('the curate job to run', 4 * 60_000, async () => ((await sparkJobStatus(own, name)).state === 'running' ? true : undefined));
+      await until('the curate job to run', async () => ((await sparkJobStatus(own, name)).state === 'running' ? true : undefined), { timeoutMs: 4 * 60_000, everyMs: 250 });
       await client.connection.close();
 
       await temporal.teardown();

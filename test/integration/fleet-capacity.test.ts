@@ -20,7 +20,7 @@ import { startWorker, type RunningWorker } from '../../workers/worker';
 import { fleetSimulation, fleetStatusQuery, MAX_SLICES, PIPELINE_WORKFLOW_ID, pipelineStatusQuery, smartCityPipeline } from '../../workflows';
 import { Child } from '../helpers/child';
 import { Stubs, closeWorkflow } from '../workflows/stubs';
-import { until as untilValue } from '../helpers/until';
+import { until, type UntilOptions } from '../helpers/until';
 
 const base = loadConfig();
 const config: Config = {
@@ -29,6 +29,8 @@ const config: Config = {
 };
 const VEHICLES = 1_000;
 const total = (c: Record<string, number>) => Object.values(c).reduce((a, b) => a + b, 0);
+/** Up to 3 minutes: the fleet and the pipeline share two cores here. */
+const WAIT: UntilOptions = { timeoutMs: 3 * 60_000 };
 
 describe('a 1,000-vehicle fleet at real time beside the pipeline', { timeout: 15 * 60_000 }, () => {
   const stubs = new Stubs();
@@ -54,7 +56,7 @@ describe('a 1,000-vehicle fleet at real time beside the pipeline', { timeout: 15
         .then((d) => d.status.name === 'RUNNING')
         .catch(() => false);
       return running ? undefined : true;
-    });
+    }, WAIT);
     worker = await startWorker(config, { activities });
     fleet = await connection.client.workflow.start(fleetSimulation, {
       taskQueue: config.temporal.taskQueue,
@@ -84,7 +86,7 @@ describe('a 1,000-vehicle fleet at real time beside the pipeline', { timeout: 15
     const status = await until('every slice to run and Kafka to acknowledge events', async () => {
       const s = await fleet.query(fleetStatusQuery).catch(() => undefined);
       return s && s.parts.every((p) => p.running) && total(s.totals) > 0 ? s : undefined;
-    });
+    }, WAIT);
     assert.ok(status.parts.length <= MAX_SLICES);
     assert.equal(
       status.parts.reduce((n, p) => n + p.vehicles, 0),
@@ -117,7 +119,7 @@ describe('a 1,000-vehicle fleet at real time beside the pipeline', { timeout: 15
         const s = await controller.query(pipelineStatusQuery).catch(() => undefined);
         return s && s.windows.filter((w) => w.status === 'loaded').length >= 3 ? s : undefined;
       },
-      4 * minute,
+      { timeoutMs: 4 * minute },
     );
     for (const record of status.windows.filter((w) => w.status === 'loaded')) {
       const run = await connection.client.workflow.getHandle(record.workflowId).describe();
@@ -140,13 +142,13 @@ describe('a 1,000-vehicle fleet at real time beside the pipeline', { timeout: 15
       SMARTCITY_TASK_QUEUE: config.temporal.taskQueue,
     });
     assert.equal(await stop.exited, 0, stop.stderr);
-    await until('the streaming job to be stopped', async () => (stubs.callsOf('stopStreamingJob').length > 0 ? true : undefined), 60_000);
+    await until('the streaming job to be stopped', async () => (stubs.callsOf('stopStreamingJob').length > 0 ? true : undefined), { timeoutMs: 60_000 });
     const tookMs = Date.now() - stoppedAt;
     assert.ok(tookMs < 30_000, `the streaming job was stopped ${tookMs} ms after \`pipeline stop\` was run`);
     await until('the controller to close', async () => {
       const { status } = await connection.client.workflow.getHandle(PIPELINE_WORKFLOW_ID).describe();
       return status.name === 'RUNNING' ? undefined : true;
-    });
+    }, WAIT);
     // Slices report their counts every 10 s: the fleet's total moves past `before` within a report or two.
     const after = await until(
       'the fleet to report more events after the stop',
@@ -154,13 +156,8 @@ describe('a 1,000-vehicle fleet at real time beside the pipeline', { timeout: 15
         const s = await fleet.query(fleetStatusQuery);
         return total(s.totals) > before ? s : undefined;
       },
-      60_000,
+      { timeoutMs: 60_000 },
     );
     assert.ok(after.parts.some((p) => p.running));
   });
 });
-
-/** Up to 3 minutes by default: the fleet and the pipeline share two cores here. */
-function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
-  return untilValue(what, probe, timeoutMs);
-}

@@ -11,11 +11,11 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../config';
 import { connectClient } from '../../temporal/connection';
 import { streamingSupervisor } from '../../workflows';
 import { runCli } from '../helpers/cli';
+import { NotYet, until } from '../helpers/until';
 import { startWorkerProcess } from '../helpers/worker-process';
 
 const offset = Number(process.env.SMARTCITY_TEST_PORT_OFFSET ?? 0);
@@ -44,11 +44,14 @@ async function failingSupervisorRun(env: NodeJS.ProcessEnv): Promise<Run> {
       workflowId,
       args: [{ jobName: `logs-${randomUUID().slice(0, 8)}`, initialBackoffSeconds: 60 }],
     });
-    const deadline = Date.now() + 180_000;
-    while (!worker.stderr().includes('streaming job crashed')) {
-      assert.ok(Date.now() < deadline, `the supervisor logged no crash:\n${worker.stderr()}`);
-      await sleep(500);
-    }
+    await until(
+      'the supervisor to log a crash',
+      () => {
+        if (worker.stderr().includes('streaming job crashed')) return true;
+        throw new NotYet(`stderr:\n${worker.stderr()}`);
+      },
+      { timeoutMs: 180_000 },
+    );
     await handle.terminate('the logs test has seen what it needs');
     return { stderr: worker.stderr(), workflowId, runId: handle.firstExecutionRunId };
   } finally {

@@ -35,6 +35,7 @@ import {
 import { runCli } from '../helpers/cli';
 import { renderDashboard, type Panel } from '../helpers/dashboard';
 import { has, parseExposition, promtoolProblems, scrape, total, type Sample } from '../helpers/prometheus';
+import { NotYet, until } from '../helpers/until';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 
 const offset = Number(process.env.SMARTCITY_TEST_PORT_OFFSET ?? 0);
@@ -53,17 +54,18 @@ async function samples(): Promise<Sample[]> {
   return parseExposition(await scrape(url));
 }
 
-/** Scrapes until `check` returns nothing (all is there) or the time is up; then `check`'s last complaint fails the test. */
-async function until(what: string, timeoutMs: number, check: (s: Sample[]) => string | undefined): Promise<Sample[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+/** A probe for `until`: the endpoint's samples once `check` returns nothing (all is there); until then its complaint, which a timeout shows. */
+function scraped(check: (s: Sample[]) => string | undefined): () => Promise<Sample[]> {
+  return async () => {
     const s = await samples();
     const problem = check(s);
-    if (problem === undefined) return s;
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}: ${problem}`);
-    await sleep(2_000);
-  }
+    if (problem !== undefined) throw new NotYet(problem);
+    return s;
+  };
 }
+
+/** How often the waits below scrape. */
+const SCRAPE_EVERY_MS = 2_000;
 
 describe('worker metrics', { timeout: 20 * 60_000 }, () => {
   let worker: WorkerProcess;
@@ -125,14 +127,18 @@ describe('worker metrics', { timeout: 20 * 60_000 }, () => {
       }
     })();
     produced = await handle.result();
-    const s = await until('the producer counters to reach the fleet totals', 30_000, (s) => {
-      for (const source of SOURCES) {
-        const topic = TOPICS[source];
-        const acked = total(s, 'smartcity_events_acked_total', { topic });
-        if (acked !== produced.totals[source]) return `${topic}: acked ${acked}, fleet produced ${produced.totals[source]}`;
-      }
-      return undefined;
-    });
+    const s = await until(
+      'the producer counters to reach the fleet totals',
+      scraped((s) => {
+        for (const source of SOURCES) {
+          const topic = TOPICS[source];
+          const acked = total(s, 'smartcity_events_acked_total', { topic });
+          if (acked !== produced.totals[source]) return `${topic}: acked ${acked}, fleet produced ${produced.totals[source]}`;
+        }
+        return undefined;
+      }),
+      { timeoutMs: 30_000, everyMs: SCRAPE_EVERY_MS },
+    );
     for (const source of SOURCES) {
       const topic = TOPICS[source];
       assert.equal(total(s, 'smartcity_events_produced_total', { topic }), produced.totals[source]);
@@ -141,10 +147,14 @@ describe('worker metrics', { timeout: 20 * 60_000 }, () => {
     }
     assert.equal(total(s, 'smartcity_events_pending'), 0);
     // No streaming job has consumed anything yet: the lag holds at least what the fleet produced.
-    await until('the lag to count the new events', 30_000, (s) => {
-      const lag = total(s, 'smartcity_ingest_lag_records', { topic: TOPICS.gps });
-      return lag >= produced.totals.gps ? undefined : `gps_data lag ${lag} < ${produced.totals.gps}`;
-    });
+    await until(
+      'the lag to count the new events',
+      scraped((s) => {
+        const lag = total(s, 'smartcity_ingest_lag_records', { topic: TOPICS.gps });
+        return lag >= produced.totals.gps ? undefined : `gps_data lag ${lag} < ${produced.totals.gps}`;
+      }),
+      { timeoutMs: 30_000, everyMs: SCRAPE_EVERY_MS },
+    );
   });
 
   test('the streaming job and a backfill move the ingest, window, stage and streaming families', async () => {
@@ -160,15 +170,19 @@ describe('worker metrics', { timeout: 20 * 60_000 }, () => {
       // Live windows start tomorrow: only the backfill below runs a batch during the test.
       args: [{ windowMinutes: 5, tickSeconds: 5, startAt: new Date(Date.now() + 86_400_000).toISOString() }],
     });
-    let s = await until('the streaming job to land the fleet and quarantine the bad record', 8 * 60_000, (s) => {
-      for (const source of SOURCES) {
-        const landed = total(s, 'smartcity_ingest_landed_records_total', { source });
-        if (landed < produced.totals[source]) return `${source}: landed ${landed} < produced ${produced.totals[source]}`;
-      }
-      if (total(s, 'smartcity_ingest_quarantined_records_total', { source: 'gps' }) < 1) return 'nothing quarantined for gps';
-      if (total(s, 'smartcity_ingest_lag_records') !== 0) return `lag ${total(s, 'smartcity_ingest_lag_records')} left`;
-      return undefined;
-    });
+    let s = await until(
+      'the streaming job to land the fleet and quarantine the bad record',
+      scraped((s) => {
+        for (const source of SOURCES) {
+          const landed = total(s, 'smartcity_ingest_landed_records_total', { source });
+          if (landed < produced.totals[source]) return `${source}: landed ${landed} < produced ${produced.totals[source]}`;
+        }
+        if (total(s, 'smartcity_ingest_quarantined_records_total', { source: 'gps' }) < 1) return 'nothing quarantined for gps';
+        if (total(s, 'smartcity_ingest_lag_records') !== 0) return `lag ${total(s, 'smartcity_ingest_lag_records')} left`;
+        return undefined;
+      }),
+      { timeoutMs: 8 * 60_000, everyMs: SCRAPE_EVERY_MS },
+    );
     assert.ok(s.some((x) => x.name === 'smartcity_ingest_quarantined_records_total' && x.labels.source === 'gps' && x.labels.reason), 'quarantined records carry a reason class');
     assert.ok(total(s, 'smartcity_ingest_batch_duration_seconds_count') >= 1);
     assert.ok(total(s, 'smartcity_ingest_consumed_records_total') >= Object.values(produced.totals).reduce((a, b) => a + b, 0) + 1);
@@ -191,12 +205,16 @@ describe('worker metrics', { timeout: 20 * 60_000 }, () => {
 
     const outcome = await controller.executeUpdate(requestBackfillUpdate, { args: [WINDOW] });
     assert.deepEqual(outcome.accepted, [WINDOW]);
-    s = await until('the backfilled window to be loaded and every stage timed', 8 * 60_000, (s) => {
-      if (total(s, 'smartcity_pipeline_windows', { state: 'failed' }) > 0) return 'a window failed';
-      if (total(s, 'smartcity_pipeline_windows', { state: 'loaded' }) < 1) return 'no window loaded yet';
-      const missing = STAGES.filter((stage) => total(s, 'smartcity_batch_stage_duration_seconds_count', { stage, outcome: 'ok' }) < 1);
-      return missing.length ? `stages not timed yet: ${missing.join(', ')}` : undefined;
-    });
+    s = await until(
+      'the backfilled window to be loaded and every stage timed',
+      scraped((s) => {
+        if (total(s, 'smartcity_pipeline_windows', { state: 'failed' }) > 0) return 'a window failed';
+        if (total(s, 'smartcity_pipeline_windows', { state: 'loaded' }) < 1) return 'no window loaded yet';
+        const missing = STAGES.filter((stage) => total(s, 'smartcity_batch_stage_duration_seconds_count', { stage, outcome: 'ok' }) < 1);
+        return missing.length ? `stages not timed yet: ${missing.join(', ')}` : undefined;
+      }),
+      { timeoutMs: 8 * 60_000, everyMs: SCRAPE_EVERY_MS },
+    );
     for (const state of ['queued', 'running']) assert.ok(has(s, 'smartcity_pipeline_windows', { state }));
     assert.equal(total(s, 'smartcity_pipeline_paused'), 0);
     assert.ok(total(s, 'smartcity_batch_stage_duration_seconds_sum', { stage: 'curate' }) > 0);
@@ -225,14 +243,16 @@ describe('worker metrics', { timeout: 20 * 60_000 }, () => {
     // freshness needs newest_event_time in the progress lines. Every other panel draws once
     // Prometheus has scraped the run: drawn again (every 5 s, up to 3 min) until it does.
     const mayBeEmpty = ['Freshness per source', 'Temporal request failures'];
-    let rendered: Awaited<ReturnType<typeof renderDashboard>>;
-    for (const deadline = Date.now() + 3 * 60_000; ; await sleep(5_000)) {
-      rendered = await renderDashboard(dashboard, prometheus, { start: startedAt, end: Date.now() });
-      const empty = rendered.panels.filter((p) => p.series === 0 && !mayBeEmpty.includes(p.title)).map((p) => p.title);
-      if (empty.length === 0) break;
-      assert.ok(Date.now() < deadline, `drew nothing within 3 minutes of the fleet run: ${empty.join(', ')}`);
-    }
-    const { html, panels } = rendered;
+    const { html, panels } = await until(
+      'every panel to draw the fleet run',
+      async () => {
+        const rendered = await renderDashboard(dashboard, prometheus, { start: startedAt, end: Date.now() });
+        const empty = rendered.panels.filter((p) => p.series === 0 && !mayBeEmpty.includes(p.title)).map((p) => p.title);
+        if (empty.length > 0) throw new NotYet(`empty panels: ${empty.join(', ')}`);
+        return rendered;
+      },
+      { timeoutMs: 3 * 60_000, everyMs: 5_000 },
+    );
     assert.equal(panels.length, dashboard.panels.filter((p) => p.type !== 'row').length);
     const reports = join(base.dataDir, 'reports');
     mkdirSync(reports, { recursive: true });
@@ -253,8 +273,10 @@ describe('worker metrics', { timeout: 20 * 60_000 }, () => {
     await controller!.cancel();
     await assert.rejects(controller!.result());
     controller = undefined;
-    const s = await until('the controller and the supervisor to be gone', 60_000, (s) =>
-      total(s, 'smartcity_streaming_job_state', { state: 'stopped' }) === 1 && total(s, 'smartcity_pipeline_controller_up') === 0 ? undefined : 'still running',
+    const s = await until(
+      'the controller and the supervisor to be gone',
+      scraped((s) => (total(s, 'smartcity_streaming_job_state', { state: 'stopped' }) === 1 && total(s, 'smartcity_pipeline_controller_up') === 0 ? undefined : 'still running')),
+      { timeoutMs: 60_000, everyMs: SCRAPE_EVERY_MS },
     );
     assert.equal(total(s, 'smartcity_streaming_job_state', { state: 'running' }), 0);
   });

@@ -9,7 +9,6 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../../config';
 import { EventProducer } from '../../producers/event-producer';
 import { fleetEvents } from '../../producers/fleet';
@@ -26,6 +25,7 @@ import {
 } from '../../spark/runner';
 import { deleteTopics } from '../helpers/kafka';
 import { lakeIds } from '../helpers/lake';
+import { until, when } from '../helpers/until';
 import { CONNECT_SERVER, connectSessionId, sparkConnectUiUrl, sparkConnectUrl } from '../../spark/connect';
 import { runningProcess } from '../../stack/processes';
 
@@ -56,15 +56,9 @@ async function produce(batch: SmartCityEvent[]): Promise<number> {
   return (await producer.close()).acked;
 }
 
-/** Polls `check` until it returns a value; on timeout fails with the job's log tail. */
-async function waitFor<T>(what: string, check: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`${what}: not within ${timeoutMs / 1000} s; log:\n${await sparkJobLogTail(config, streamName, 30)}`);
-    await sleep(500);
-  }
+/** Fails a wait on the streaming job with the job's log tail (`.catch` it onto the `until`). */
+async function withJobLog(err: unknown): Promise<never> {
+  assert.fail(`${(err as Error).message}; log:\n${await sparkJobLogTail(config, streamName, 30)}`);
 }
 
 /** The environment of every live process in a process group (the job's shell, spark-submit's JVM, the Python driver). */
@@ -117,16 +111,16 @@ describe('Spark job runner against real Spark and Kafka', () => {
     assert.equal((await startSparkJob(config, streamSpec)).pid, handle.pid);
 
     // Produced before the start: the first batch takes all of it.
-    const first = await waitFor('the first batch', async () => (await sparkJobStatus(config, streamName)).lastProgress as IngestProgress | undefined);
+    const first = await until('the first batch', async () => (await sparkJobStatus(config, streamName)).lastProgress as IngestProgress | undefined).catch(withJobLog);
     assert.equal(first.consumed, firstWave.length);
     assert.equal(Object.values(first.valid).reduce((a, b) => a + b, 0), firstWave.length);
 
     assert.equal(await produce(secondWave), secondWave.length);
     const total = events.length;
-    await waitFor('the second wave', async () => {
+    await until('the second wave', async () => {
       const consumed = readProgress(progressFile).reduce((sum, p) => sum + (p as IngestProgress).consumed, 0);
       return consumed >= total ? true : undefined;
-    });
+    }).catch(withJobLog);
     const lines = readProgress(progressFile).map((p) => p as IngestProgress);
     assert.equal(lines.reduce((sum, p) => sum + p.consumed, 0), total);
     const now = await sparkJobStatus(config, streamName);
@@ -153,14 +147,20 @@ describe('Spark job runner against real Spark and Kafka', () => {
     assert.equal(stopped.status.state, 'stopped');
     assert.equal(stopped.status.exitCode, 0);
     // The wrapper shell is this process's child: a zombie until our event loop reaps it.
-    await waitFor('the process group to be gone', async () => {
-      try {
-        process.kill(-pid, 0);
-        return undefined;
-      } catch (err) {
-        return (err as NodeJS.ErrnoException).code;
-      }
-    }, 2_000).then((code) => assert.equal(code, 'ESRCH'));
+    await until(
+      'the process group to be gone',
+      async () => {
+        try {
+          process.kill(-pid, 0);
+          return undefined;
+        } catch (err) {
+          return (err as NodeJS.ErrnoException).code;
+        }
+      },
+      { timeoutMs: 2_000 },
+    )
+      .catch(withJobLog)
+      .then((code) => assert.equal(code, 'ESRCH'));
     assert.equal((await sparkJobStatus(config, streamName)).state, 'stopped');
     assert.equal((await stopSparkJob(config, streamName)).outcome, 'not-running');
   });
@@ -214,15 +214,12 @@ async function serverRuns(session: string): Promise<number[]> {
   return executions.filter((e) => e.status === 'RUNNING' && e.description.includes(`session_id: "${session}"`)).map((e) => e.id);
 }
 
-/** Polls (every 25 ms: a curate's operations last a second or so) until the session runs something in the server. */
-async function untilServerRuns(session: string, timeoutMs = 60_000): Promise<number[]> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+/** Waits (polling every 25 ms: a curate's operations last a second or so) until the session runs something in the server. */
+function untilServerRuns(session: string): Promise<number[]> {
+  return until(`session ${session} to run something in the server`, async () => {
     const running = await serverRuns(session);
-    if (running.length > 0) return running;
-    if (Date.now() > deadline) assert.fail(`session ${session} ran nothing in the server within ${timeoutMs / 1000} s`);
-    await sleep(25);
-  }
+    return running.length > 0 ? running : undefined;
+  }, { timeoutMs: 60_000, everyMs: 25 });
 }
 
 /** The generator's events of the window, each exactly once in the curated layer: the truth the runs are checked against. */
@@ -262,7 +259,8 @@ describe('curate as a client of the Spark Connect server', () => {
     process.kill(-handle.pid, 'SIGKILL');
     // Usually still running: the server does not notice a client's death (an operation may also just have ended).
     t.diagnostic(`left running in the server after the kill: ${JSON.stringify(await serverRuns(session))}`);
-    assert.equal((await waitForState(name, (s) => s !== 'running')).state, 'failed');
+    const ended = await until(`job ${name} to end`, when(() => sparkJobStatus(config, name), (s) => s.state !== 'running'), { timeoutMs: 10_000, everyMs: 100 });
+    assert.equal(ended.state, 'failed');
     // The retry (an activity's next attempt) runs under the same session and interrupts what is left first.
     const result = await runSparkJob(config, spec);
     assert.equal(result.state, 'succeeded', result.logTail);
@@ -304,12 +302,3 @@ describe('curate as a client of the Spark Connect server', () => {
     assert.match(probe.stderr, /PERMISSION_DENIED/);
   });
 });
-
-async function waitForState(name: string, done: (state: string) => boolean): Promise<{ state: string }> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const status = await sparkJobStatus(config, name);
-    if (done(status.state) || Date.now() > deadline) return status;
-    await sleep(100);
-  }
-}

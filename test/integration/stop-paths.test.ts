@@ -20,6 +20,7 @@ import { isAlive, runningProcess } from '../../stack/processes';
 import { connectClient } from '../../temporal/connection';
 import { DEFAULT_STREAMING_JOB, PIPELINE_WORKFLOW_ID } from '../../workflows';
 import { runCli } from '../helpers/cli';
+import { until } from '../helpers/until';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'smartcity-stop-paths-'));
 const offset = Number(process.env.SMARTCITY_TEST_PORT_OFFSET ?? 0);
@@ -57,20 +58,13 @@ function processesOfDataDir(): { pid: number; cmdline: string }[] {
 const sparkProcesses = () => processesOfDataDir().filter((p) => /spark/i.test(p.cmdline) && !p.cmdline.includes('SparkConnectServer'));
 const describeProcesses = (list: { pid: number; cmdline: string }[]) => list.map((p) => `${p.pid}: ${p.cmdline.slice(0, 200)}`).join('\n');
 
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) assert.fail(`timed out after ${timeoutMs / 1000}s waiting for ${what}`);
-    await sleep(1_000);
-  }
-}
-
 /** Waits until the streaming job's JVM runs: then stopping has something to leave behind. */
 const streamingJvm = () =>
-  until('the streaming job\'s JVM', 6 * 60_000, async () =>
-    (await sparkJobStatus(config, DEFAULT_STREAMING_JOB)).state === 'running' ? sparkProcesses().find((p) => p.cmdline.includes('org.apache.spark.deploy.SparkSubmit')) : undefined,
+  until(
+    'the streaming job\'s JVM',
+    async () =>
+      (await sparkJobStatus(config, DEFAULT_STREAMING_JOB)).state === 'running' ? sparkProcesses().find((p) => p.cmdline.includes('org.apache.spark.deploy.SparkSubmit')) : undefined,
+    { timeoutMs: 6 * 60_000, everyMs: 1_000 },
   );
 
 async function controllerRunning(): Promise<boolean> {
@@ -125,7 +119,7 @@ describe('stopping the local pipeline leaves no Spark JVM behind', { timeout: 50
     const jvm = await streamingJvm();
 
     process.kill(worker.pid, 'SIGTERM');
-    await until('the worker to exit', 90_000, () => (isAlive(worker.pid) ? undefined : true));
+    await until('the worker to exit', () => (isAlive(worker.pid) ? undefined : true), { timeoutMs: 90_000, everyMs: 1_000 });
     assert.equal(runningProcess(config.dataDir, WORKER_PROCESS), undefined);
     assert.ok(isAlive(jvm.pid), 'the streaming job lives on: a worker restart is not a cancellation');
     assert.equal((await sparkJobStatus(config, DEFAULT_STREAMING_JOB)).state, 'running');

@@ -4,15 +4,14 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, NativeConnection, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { loadConfig } from '../../config';
-import { createDevServerEnv, createTimeSkippingEnv, quietLogger } from '../helpers/temporal';
+import { createDevServerEnv, createTimeSkippingEnv, workflowBundle as bundleOf } from '../helpers/temporal';
 
 const config = loadConfig();
 const activities = { echo: async (text: string) => `echo: ${text}` };
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
-const workflowBundle = () => (bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../fixtures/workflows'), logger: quietLogger }));
+const workflowBundle = () => bundleOf(require.resolve('../fixtures/workflows'));
 
 async function runOnce(connection: NativeConnection, client: Client, namespace: string): Promise<string> {
   const taskQueue = `env-test-${randomUUID()}`;

@@ -9,11 +9,11 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import type { History } from '@temporalio/common/lib/proto-utils';
 import { loadConfig } from '../../config';
-import { createTimeSkippingEnv, quietLogger } from '../helpers/temporal';
+import { createTimeSkippingEnv, workflowBundle } from '../helpers/temporal';
 import { Stubs } from '../workflows/stubs';
 
 type Step = 'patched' | 'deprecated' | 'unguarded';
@@ -21,12 +21,7 @@ const WINDOW = { from: '2024-05-01T12:00:00.000Z', to: '2024-05-01T12:05:00.000Z
 // Recorded from workflows/batch-run.ts as it is committed (test/workflows/batch-run.test.ts).
 const openBeforeDeploy: unknown = JSON.parse(readFileSync(join(__dirname, '..', 'histories', 'batchRun-happy-path.json'), 'utf8'));
 
-const bundles = new Map<Step, Promise<WorkflowBundleWithSourceMap>>();
-function bundle(step: Step): Promise<WorkflowBundleWithSourceMap> {
-  let b = bundles.get(step);
-  if (!b) bundles.set(step, (b = bundleWorkflowCode({ workflowsPath: require.resolve(`../fixtures/upgrade/${step}`), logger: quietLogger })));
-  return b;
-}
+const bundle = (step: Step) => workflowBundle(require.resolve(`../fixtures/upgrade/${step}`));
 
 async function replay(step: Step, history: unknown): Promise<void> {
   await Worker.runReplayHistory({ workflowBundle: await bundle(step) }, history, `replay-${step}`);

@@ -10,7 +10,8 @@ import { loadConfig } from '../../config';
 import { createTimeSkippingEnv } from '../helpers/temporal';
 import { fleetPauseSignal, fleetProgressSignal, fleetResumeSignal, fleetSimulation, fleetStatusQuery, MAX_SLICES } from '../../workflows';
 import { fleetTaskQueue } from '../../workflows/ids';
-import { MINUTE, Stubs, TIMEOUT, counts, recordHistory, waitUntil, withWorker, workflowBundle, type Track } from './stubs';
+import { MINUTE, POLL, Stubs, TIMEOUT, counts, recordHistory, withWorker, workflowBundle, type Track } from './stubs';
+import { until, when } from '../helpers/until';
 
 const start = '2024-05-01T08:00:00.000Z';
 const slices = (stubs: Stubs) => stubs.callsOf('produceFleetSlice').map((c) => c.input as FleetSliceInput);
@@ -47,11 +48,11 @@ describe('fleetSimulation', () => {
           args: [{ vehicles: 3, seed: 7, start, speedup: 60, slices: 2 }],
         }),
       );
-      await waitUntil(async () => slices(stubs).length, (n) => n === 2, 'every slice is producing its first chunk');
+      await until('every slice is producing its first chunk', when(async () => slices(stubs).length, (n) => n === 2), POLL);
       await handle.signal(fleetPauseSignal);
       stubs.chunkGate = undefined;
       release();
-      await waitUntil(() => handle.query(fleetStatusQuery), (s) => s.paused && s.parts.every((p) => p.nextIndex > 0 && !p.running), 'the first chunks are in');
+      await until('the first chunks are in', when(() => handle.query(fleetStatusQuery), (s) => s.paused && s.parts.every((p) => p.nextIndex > 0 && !p.running)), POLL);
       await env.sleep('10 minutes');
       assert.equal(slices(stubs).length, 2, 'no chunk starts while paused');
 
@@ -102,11 +103,11 @@ describe('fleetSimulation', () => {
       const handle = track(
         await env.client.workflow.start(fleetSimulation, { taskQueue, workflowId: `fleet-${randomUUID()}`, args: [{ vehicles: 3, seed: 7, start, speedup: 60 }] }),
       );
-      await waitUntil(async () => slices(stubs).length, (n) => n === 1, 'the slice is producing its first chunk');
+      await until('the slice is producing its first chunk', when(async () => slices(stubs).length, (n) => n === 1), POLL);
       const total = async () => (await handle.query(fleetStatusQuery)).totals.vehicle;
       assert.equal(await total(), 0);
       await handle.signal(fleetProgressSignal, { slice: 0, chunk: 0, acked: counts(0, { vehicle: 4, gps: 4 }) });
-      await waitUntil(total, (n) => n === 4, 'the report counts');
+      await until('the report counts', when(total, (n) => n === 4), POLL);
       // Repeated, late (smaller), for another chunk, for a slice that does not exist, malformed: all ignored.
       await handle.signal(fleetProgressSignal, { slice: 0, chunk: 0, acked: counts(0, { vehicle: 4, gps: 4 }) });
       await handle.signal(fleetProgressSignal, { slice: 0, chunk: 0, acked: counts(0, { vehicle: 2, gps: 2 }) });
@@ -122,7 +123,7 @@ describe('fleetSimulation', () => {
       stubs.chunkGate = new Promise<void>((resolve) => (releaseRest = resolve));
       release();
       // The first chunk's result (12 events: 5 + 4 + 3 of vehicles 0, 1, 2 before 08:05) replaces its reports.
-      await waitUntil(() => handle.query(fleetStatusQuery), (s) => s.parts[0]!.nextIndex === 12, 'the first chunk is in');
+      await until('the first chunk is in', when(() => handle.query(fleetStatusQuery), (s) => s.parts[0]!.nextIndex === 12), POLL);
       await handle.signal(fleetProgressSignal, { slice: 0, chunk: 0, acked: counts(0, { vehicle: 11, gps: 11 }) });
       stubs.chunkGate = undefined;
       releaseRest();

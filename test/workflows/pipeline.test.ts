@@ -22,7 +22,8 @@ import {
   type SmartCityPipelineInput,
   type WindowRecord,
 } from '../../workflows';
-import { MINUTE, Stubs, TIMEOUT, closeWorkflow, counts, iso, recordHistory, sleepPastBoundary, waitUntil, withWorker, workflowBundle, type Track } from './stubs';
+import { MINUTE, POLL, Stubs, TIMEOUT, closeWorkflow, counts, iso, recordHistory, sleepPastBoundary, withWorker, workflowBundle, type Track } from './stubs';
+import { until, when } from '../helpers/until';
 
 const W = 5 * MINUTE;
 const DAY = 24 * 60 * MINUTE;
@@ -40,10 +41,10 @@ const supervisor = (env: TestWorkflowEnvironment) => env.client.workflow.getHand
  * test server, which then holds the workflow task for its full timeout.)
  */
 const streamingRunning = (env: TestWorkflowEnvironment, batchId: number) =>
-  waitUntil(
-    () => supervisor(env).query(streamingStatusQuery),
-    (v) => v.state === 'running' && (v.lastProgress?.batchId ?? 0) > batchId,
+  until(
     `streaming runs past micro-batch ${batchId}`,
+    when(() => supervisor(env).query(streamingStatusQuery), (v) => v.state === 'running' && (v.lastProgress?.batchId ?? 0) > batchId),
+    POLL,
   );
 
 describe('smartCityPipeline', () => {
@@ -65,7 +66,7 @@ describe('smartCityPipeline', () => {
     await withWorker(env, stubs, async (taskQueue, track) => {
       const b = await sleepPastBoundary(env, W, 2 * MINUTE);
       const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b - 3 * W) });
-      let s = await waitUntil(() => status(handle), (v) => loaded(v) === 3, 'the three closed windows are loaded');
+      let s = await until('the three closed windows are loaded', when(() => status(handle), (v) => loaded(v) === 3), POLL);
       assert.deepEqual(stubs.curatedRanges(), [{ from: iso(b - 3 * W), to: iso(b) }], 'one curate job for the three windows');
       assert.deepEqual(stubs.windowsOf('loadWarehouse').sort(), [iso(b - 3 * W), iso(b - 2 * W), iso(b - W)], 'each window loaded on its own');
       assert.deepEqual(stubs.windowsOf('checkQuality').sort(), [iso(b - 3 * W), iso(b - 2 * W), iso(b - W)], 'and checked on its own');
@@ -83,7 +84,7 @@ describe('smartCityPipeline', () => {
       assert.deepEqual(s.loaded, [{ from: iso(b - 3 * W), to: iso(b) }]);
 
       await env.sleep(5 * MINUTE);
-      s = await waitUntil(() => status(handle), (v) => loaded(v) === 4, 'the next window is loaded once it closed');
+      s = await until('the next window is loaded once it closed', when(() => status(handle), (v) => loaded(v) === 4), POLL);
       assert.deepEqual(stubs.curatedRanges(), [
         { from: iso(b - 3 * W), to: iso(b) },
         { from: iso(b), to: iso(b + W) },
@@ -112,14 +113,14 @@ describe('smartCityPipeline', () => {
       const b = await sleepPastBoundary(env, W, 2 * MINUTE);
       const handle = await start(taskQueue, track, { streaming: false });
       await handle.signal(pipelinePauseSignal);
-      await waitUntil(() => status(handle), (v) => v.paused && v.pauseScope === 'batches', 'paused');
+      await until('paused', when(() => status(handle), (v) => v.paused && v.pauseScope === 'batches'), POLL);
       await env.sleep(16 * MINUTE);
       const paused = await status(handle);
       assert.deepEqual(stubs.curated(), []);
       assert.equal(paused.cursor.from, iso(b), 'the cursor waits where it stopped');
 
       await handle.signal(pipelineResumeSignal);
-      await waitUntil(() => status(handle), (v) => loaded(v) === 3, 'the missed windows are caught up');
+      await until('the missed windows are caught up', when(() => status(handle), (v) => loaded(v) === 3), POLL);
       assert.deepEqual(stubs.curatedRanges(), [{ from: iso(b), to: iso(b + 3 * W) }], 'by one chunk');
       assert.equal((await status(handle)).paused, false);
     });
@@ -136,7 +137,7 @@ describe('smartCityPipeline', () => {
       const first = await handle.executeUpdate(requestBackfillUpdate, { args: [{ from: iso(b - 6 * W), to: iso(b - 2 * W) }] });
       assert.deepEqual(first.accepted.map((w) => w.from), [b - 6 * W, b - 5 * W, b - 4 * W, b - 3 * W].map(iso));
       assert.deepEqual(first.skipped, []);
-      await waitUntil(() => status(handle), (v) => loaded(v) === 4, 'the first backfill is loaded');
+      await until('the first backfill is loaded', when(() => status(handle), (v) => loaded(v) === 4), POLL);
 
       const second = await handle.executeUpdate(requestBackfillUpdate, { args: [{ from: iso(b - 8 * W), to: iso(b - W) }] });
       assert.deepEqual(second.accepted.map((w) => w.from), [b - 8 * W, b - 7 * W, b - 2 * W].map(iso));
@@ -144,10 +145,10 @@ describe('smartCityPipeline', () => {
         second.skipped.map((w) => [w.from, w.reason]),
         [b - 6 * W, b - 5 * W, b - 4 * W, b - 3 * W].map((t) => [iso(t), 'already loaded']),
       );
-      await waitUntil(() => status(handle), (v) => loaded(v) === 7 && v.running.length === 0, 'the second backfill is loaded');
+      await until('the second backfill is loaded', when(() => status(handle), (v) => loaded(v) === 7 && v.running.length === 0), POLL);
 
       await handle.signal(pipelineBackfillSignal, { from: iso(b - 6 * W), to: iso(b - 5 * W), force: true });
-      const s = await waitUntil(() => status(handle), (v) => record(v, b - 6 * W)?.attempts === 2 && v.running.length === 0, 'the forced window ran again');
+      const s = await until('the forced window ran again', when(() => status(handle), (v) => record(v, b - 6 * W)?.attempts === 2 && v.running.length === 0), POLL);
       assert.equal(record(s, b - 6 * W)?.workflowId, `smartcity-batch-${iso(b - 6 * W)}-2`);
       assert.deepEqual(s.loaded, [{ from: iso(b - 8 * W), to: iso(b - W) }]);
 
@@ -169,7 +170,7 @@ describe('smartCityPipeline', () => {
           signalArgs: [{ from: iso(b - 2 * W), to: iso(b) }],
         }),
       ) as unknown as Pipeline;
-      const s = await waitUntil(() => status(handle), (v) => loaded(v) === 2 && v.running.length === 0, 'the backfill sent with the start is loaded');
+      const s = await until('the backfill sent with the start is loaded', when(() => status(handle), (v) => loaded(v) === 2 && v.running.length === 0), POLL);
       assert.deepEqual(s.rejectedSignals, []);
     });
   });
@@ -182,7 +183,7 @@ describe('smartCityPipeline', () => {
       const windows = [6, 5, 4, 3, 2, 1].map((k) => b - k * W);
       const outcome = await handle.executeUpdate(requestBackfillUpdate, { args: [{ from: iso(b - 6 * W), to: iso(b) }] });
       assert.equal(outcome.accepted.length, 6);
-      const s = await waitUntil(() => status(handle), (v) => loaded(v) === 6 && v.running.length === 0, 'the six windows are loaded');
+      const s = await until('the six windows are loaded', when(() => status(handle), (v) => loaded(v) === 6 && v.running.length === 0), POLL);
 
       // The two chunks run side by side (backfillConcurrency 2): in either order.
       assert.deepEqual(stubs.curatedRanges().sort((x, y) => x.from.localeCompare(y.from)), [
@@ -227,7 +228,7 @@ describe('smartCityPipeline', () => {
       stubs.failQuality.add(iso(b - 2 * W));
       const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b + DAY) });
       await handle.executeUpdate(requestBackfillUpdate, { args: [{ from: iso(b - 3 * W), to: iso(b) }] });
-      let s = await waitUntil(() => status(handle), (v) => loaded(v) === 2 && record(v, b - 2 * W)?.status === 'failed', 'two loaded, one failed');
+      let s = await until('two loaded, one failed', when(() => status(handle), (v) => loaded(v) === 2 && record(v, b - 2 * W)?.status === 'failed'), POLL);
       const bad = record(s, b - 2 * W)!;
       assert.equal(bad.lastError?.type, 'DataQualityError');
       assert.deepEqual(bad.lastError?.failedChecks, ['no_null_locations']);
@@ -235,7 +236,7 @@ describe('smartCityPipeline', () => {
 
       stubs.failQuality.clear();
       await env.sleep(MINUTE);
-      s = await waitUntil(() => status(handle), (v) => loaded(v) === 3, 'the retry loaded it');
+      s = await until('the retry loaded it', when(() => status(handle), (v) => loaded(v) === 3), POLL);
       assert.equal(record(s, b - 2 * W)?.attempts, 2);
       assert.equal(record(s, b - 2 * W)?.chunk, undefined, 'a retry of one window is a plain batch run');
       assert.deepEqual(stubs.curatedRanges(), [
@@ -246,7 +247,7 @@ describe('smartCityPipeline', () => {
 
       const forced = await handle.executeUpdate(requestBackfillUpdate, { args: [{ from: iso(b - 3 * W), to: iso(b), force: true }] });
       assert.equal(forced.accepted.length, 3);
-      s = await waitUntil(() => status(handle), (v) => record(v, b - W)?.attempts === 2 && v.running.length === 0, 'forced windows ran again');
+      s = await until('forced windows ran again', when(() => status(handle), (v) => record(v, b - W)?.attempts === 2 && v.running.length === 0), POLL);
       assert.equal(record(s, b - 3 * W)?.chunk, `smartcity-chunk-${iso(b - 3 * W)}-${iso(b)}-2`);
       assert.deepEqual(stubs.curatedRanges().at(-1), { from: iso(b - 3 * W), to: iso(b) }, 'one curate for the forced range');
       assert.equal(loaded(s), 3);
@@ -260,7 +261,7 @@ describe('smartCityPipeline', () => {
       stubs.failCurate.add(iso(b - W));
       const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b + DAY), maxBatchAttempts: 1 });
       await handle.executeUpdate(requestBackfillUpdate, { args: [{ from: iso(b - 2 * W), to: iso(b) }] });
-      const s = await waitUntil(() => status(handle), (v) => v.windows.filter((w) => w.status === 'failed').length === 2, 'both windows failed');
+      const s = await until('both windows failed', when(() => status(handle), (v) => v.windows.filter((w) => w.status === 'failed').length === 2), POLL);
       for (const t of [b - 2 * W, b - W]) {
         assert.equal(record(s, t)?.lastError?.type, 'BatchRunError');
         assert.match(record(s, t)?.lastError?.message ?? '', /spark-submit exited with code 1/);
@@ -279,10 +280,10 @@ describe('smartCityPipeline', () => {
         stubs.curateGates.set(iso(b - 3 * W), gate);
         const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b + DAY) });
         await handle.executeUpdate(requestBackfillUpdate, { args: [{ from: iso(b - 3 * W), to: iso(b) }] });
-        await waitUntil(async () => stubs.callsOf('curateWindow').length, (n) => n === 1, 'the chunk curates');
+        await until('the chunk curates', when(async () => stubs.callsOf('curateWindow').length, (n) => n === 1), POLL);
         assert.equal(await closeWorkflow(handle), 'CANCELLED');
         const chunk = env.client.workflow.getHandle(`smartcity-chunk-${iso(b - 3 * W)}-${iso(b)}-1`);
-        assert.equal(await waitUntil(async () => (await chunk.describe()).status.name, (n) => n !== 'RUNNING', 'the chunk closed'), 'CANCELLED');
+        assert.equal(await until('the chunk closed', when(async () => (await chunk.describe()).status.name, (n) => n !== 'RUNNING'), POLL), 'CANCELLED');
         assert.deepEqual(stubs.cancelledCurates, [`${iso(b - 3 * W)}/${iso(b)}`], 'the curate activity was cancelled (the real one then stops its Spark job)');
       });
     } finally {
@@ -296,14 +297,14 @@ describe('smartCityPipeline', () => {
       const b = await sleepPastBoundary(env, W, 2 * MINUTE);
       stubs.hangFirstCurate.add(iso(b - W));
       const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b - W), tickSeconds: 10 });
-      await waitUntil(async () => stubs.callsOf('curateWindow').length, (n) => n === 1, 'the first curate attempt hangs');
+      await until('the first curate attempt hangs', when(async () => stubs.callsOf('curateWindow').length, (n) => n === 1), POLL);
       await env.sleep(2 * MINUTE);
-      let s = await waitUntil(() => status(handle), (v) => record(v, b - W)?.status === 'loaded', 'the window is loaded by the retried attempt');
+      let s = await until('the window is loaded by the retried attempt', when(() => status(handle), (v) => record(v, b - W)?.status === 'loaded'), POLL);
       assert.equal(record(s, b - W)?.attempts, 1, 'the batch run itself did not fail');
       const [first, second] = stubs.callsOf('curateWindow');
       assert.ok(second && second.scheduledAtMs - first!.scheduledAtMs < 60_000, `retried within a minute of workflow time: ${(second?.scheduledAtMs ?? 0) - first!.scheduledAtMs} ms`);
       await env.sleep(10 * MINUTE);
-      s = await waitUntil(() => status(handle), (v) => loaded(v) >= 3, 'the live windows after it are loaded as they close');
+      s = await until('the live windows after it are loaded as they close', when(() => status(handle), (v) => loaded(v) >= 3), POLL);
       assert.deepEqual(s.loaded, [{ from: iso(b - W), to: iso(b + 2 * W) }]);
     });
   });
@@ -318,16 +319,16 @@ describe('smartCityPipeline', () => {
       stubs.curateGates.set(iso(b - DAY), gate);
       const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b - 6 * W), historyThreshold: 50, chunkMinutes: 5 });
       await handle.executeUpdate(requestBackfillUpdate, { args: [{ from: iso(b - DAY), to: iso(b - DAY + W) }] });
-      await waitUntil(async () => stubs.curated().includes(iso(b - DAY)), Boolean, 'the backfill curates (and waits)');
+      await until('the backfill curates (and waits)', when(async () => stubs.curated().includes(iso(b - DAY)), Boolean), POLL);
       try {
-        const s = await waitUntil(() => status(handle), (v) => v.loaded.some((r) => r.from === iso(b - 6 * W) && r.to === iso(b)), 'every live window is loaded');
+        const s = await until('every live window is loaded', when(() => status(handle), (v) => v.loaded.some((r) => r.from === iso(b - 6 * W) && r.to === iso(b))), POLL);
         assert.ok(s.historyLength > 50, `past the threshold, draining: ${s.historyLength} events`);
         assert.equal(s.continuedAsNewCount, 0, 'still draining: the backfill runs');
         assert.deepEqual(s.running.map((r) => r.window.from), [iso(b - DAY)]);
       } finally {
         release();
       }
-      await waitUntil(async () => (await handle.describe()).runId !== handle.firstExecutionRunId, Boolean, 'continued as new once the backfill finished');
+      await until('continued as new once the backfill finished', when(async () => (await handle.describe()).runId !== handle.firstExecutionRunId, Boolean), POLL);
     });
   });
 
@@ -358,7 +359,7 @@ describe('smartCityPipeline', () => {
         ],
         skipped: [],
       });
-      await waitUntil(() => status(handle), (v) => loaded(v) === 2, 'the accepted windows are loaded');
+      await until('the accepted windows are loaded', when(() => status(handle), (v) => loaded(v) === 2), POLL);
       const events = (await handle.fetchHistory()).events ?? [];
       const updates = events.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).length;
       assert.equal(updates, 1, 'rejected requests leave no trace in the history');
@@ -376,7 +377,7 @@ describe('smartCityPipeline', () => {
       await handle.signal('backfill', { from: iso(b - W) });
       await handle.signal('runNow', { now: true });
       await handle.signal('resume', 42);
-      let s = await waitUntil(() => status(handle), (v) => v.rejectedSignals.length === 5, 'five rejections');
+      let s = await until('five rejections', when(() => status(handle), (v) => v.rejectedSignals.length === 5), POLL);
       assert.deepEqual(
         s.rejectedSignals.map((r) => [r.name, r.payload]),
         [
@@ -395,12 +396,12 @@ describe('smartCityPipeline', () => {
       assert.equal(s.paused, false, 'a rejected pause does not pause');
 
       for (let i = 0; i < 20; i++) await handle.signal('runNow', i);
-      s = await waitUntil(() => status(handle), (v) => v.rejectedSignals.at(-1)?.payload === 19, 'the last rejection');
+      s = await until('the last rejection', when(() => status(handle), (v) => v.rejectedSignals.at(-1)?.payload === 19), POLL);
       assert.equal(s.rejectedSignals.length, 20, 'only the last 20 are kept');
       assert.equal(s.rejectedSignals[0]!.payload, 0);
 
       await handle.signal(pipelineBackfillSignal, { from: iso(b - W), to: iso(b) });
-      await waitUntil(() => status(handle), (v) => loaded(v) === 1, 'a good backfill still runs');
+      await until('a good backfill still runs', when(() => status(handle), (v) => loaded(v) === 1), POLL);
     });
   });
 
@@ -409,14 +410,14 @@ describe('smartCityPipeline', () => {
     await withWorker(env, stubs, async (taskQueue, track) => {
       const b = await sleepPastBoundary(env, W, 2 * MINUTE);
       const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b - 2 * W) });
-      await waitUntil(() => status(handle), (v) => loaded(v) === 2, 'two windows are loaded');
+      await until('two windows are loaded', when(() => status(handle), (v) => loaded(v) === 2), POLL);
 
       stubs.rawRows.set(iso(b - 2 * W), counts(10, { gps: 15 }));
       await env.sleep(MINUTE);
-      let s = await waitUntil(
-        () => status(handle),
-        (v) => record(v, b - 2 * W)?.attempts === 2 && record(v, b - 2 * W)?.status === 'loaded',
+      let s = await until(
         'the window with late data ran again',
+        when(() => status(handle), (v) => record(v, b - 2 * W)?.attempts === 2 && record(v, b - 2 * W)?.status === 'loaded'),
+        POLL,
       );
       const rerun = record(s, b - 2 * W)!;
       assert.equal(rerun.lastReason, 'late data: raw gps 10 → 15');
@@ -440,7 +441,7 @@ describe('smartCityPipeline', () => {
       stubs.failQuality.add(iso(b - 3 * W));
       stubs.failCurate.add(iso(b - 2 * W));
       const handle = await start(taskQueue, track, { streaming: false, startAt: iso(b - 3 * W), maxBatchAttempts: 3, chunkMinutes: 5 });
-      let s = await waitUntil(() => status(handle), (v) => record(v, b - W)?.status === 'loaded', 'the window after the failures is loaded');
+      let s = await until('the window after the failures is loaded', when(() => status(handle), (v) => record(v, b - W)?.status === 'loaded'), POLL);
       const quality = record(s, b - 3 * W)!;
       assert.equal(quality.status, 'failed');
       assert.equal(quality.lastError?.type, 'DataQualityError');
@@ -452,7 +453,7 @@ describe('smartCityPipeline', () => {
       assert.match(other.lastError?.message ?? '', /spark-submit exited with code 1/);
 
       await env.sleep(5 * MINUTE);
-      s = await waitUntil(() => status(handle), (v) => record(v, b)?.status === 'loaded', 'the next live window is loaded');
+      s = await until('the next live window is loaded', when(() => status(handle), (v) => record(v, b)?.status === 'loaded'), POLL);
       for (const fromMs of [b - 3 * W, b - 2 * W]) {
         const r = record(s, fromMs)!;
         assert.equal(r.attempts, 3, `${iso(fromMs)} ran three times`);
@@ -474,7 +475,7 @@ describe('smartCityPipeline', () => {
       const before = await status(handle);
       assert.equal(before.cursor.from, iso(b - W), 'the window that just ended is still within its lateness');
       await handle.signal(pipelineRunNowSignal);
-      const s = await waitUntil(() => status(handle), (v) => loaded(v) === 1, 'it ran');
+      const s = await until('it ran', when(() => status(handle), (v) => loaded(v) === 1), POLL);
       assert.deepEqual(stubs.curated(), [iso(b - W)]);
       assert.equal(s.cursor.from, iso(b));
     });
@@ -486,28 +487,31 @@ describe('smartCityPipeline', () => {
       const b = await sleepPastBoundary(env, W, 2 * MINUTE);
       // Headroom: the run must not continue as new before the test has paused it and queued a backfill.
       const handle = await start(taskQueue, track, { startAt: iso(b - 2 * W), historyThreshold: 80 });
-      await waitUntil(() => status(handle), (v) => loaded(v) === 2 && v.streaming?.attached === true, 'two windows loaded, streaming attached');
+      await until('two windows loaded, streaming attached', when(() => status(handle), (v) => loaded(v) === 2 && v.streaming?.attached === true), POLL);
       const supervisorRun = (await supervisor(env).describe()).runId;
       await streamingRunning(env, 0);
 
       await handle.signal(pipelinePauseSignal, { scope: 'all' });
-      const paused = await waitUntil(() => supervisor(env).query(streamingStatusQuery), (v) => v.state === 'paused', 'streaming paused too');
+      const paused = await until('streaming paused too', when(() => supervisor(env).query(streamingStatusQuery), (v) => v.state === 'paused'), POLL);
       await handle.signal(pipelineBackfillSignal, { from: iso(b - 5 * W), to: iso(b - 3 * W) });
-      const before = await waitUntil(() => status(handle), (v) => v.queued === 2, 'the backfill is queued while paused');
+      const before = await until('the backfill is queued while paused', when(() => status(handle), (v) => v.queued === 2), POLL);
       assert.equal(before.continuedAsNewCount, 0);
 
       // Signals are history events too: send harmless ones until the controller continues as new.
       // (Polled with describe: a query that lands during continue-as-new can stall on the test server.)
       const { runId } = await handle.describe();
-      await waitUntil(
-        async () => {
-          await handle.signal(pipelinePauseSignal, { scope: 'all' });
-          return (await handle.describe()).runId;
-        },
-        (current) => current !== runId,
+      await until(
         'continued as new',
+        when(
+          async () => {
+            await handle.signal(pipelinePauseSignal, { scope: 'all' });
+            return (await handle.describe()).runId;
+          },
+          (current) => current !== runId,
+        ),
+        POLL,
       );
-      const s = await waitUntil(() => status(handle), (v) => v.continuedAsNewCount > before.continuedAsNewCount && v.streaming?.attached === true, 'the new run re-attached');
+      const s = await until('the new run re-attached', when(() => status(handle), (v) => v.continuedAsNewCount > before.continuedAsNewCount && v.streaming?.attached === true), POLL);
       assert.equal(s.paused, true);
       assert.equal(s.pauseScope, 'all');
       assert.deepEqual(s.queue.map((q) => [q.window.from, q.reason]), [
@@ -529,13 +533,13 @@ describe('smartCityPipeline', () => {
       assert.equal(stubs.callsOf('startStreamingJob').length, 1);
 
       await handle.signal(pipelineResumeSignal);
-      await waitUntil(() => status(handle), (v) => loaded(v) === 4, 'the carried queue runs after resume');
+      await until('the carried queue runs after resume', when(() => status(handle), (v) => loaded(v) === 4), POLL);
       await streamingRunning(env, paused.lastProgress?.batchId ?? 0);
       assert.equal(stubs.callsOf('startStreamingJob').length, 2);
 
       assert.equal(await closeWorkflow(handle), 'CANCELLED');
       assert.equal(
-        await waitUntil(async () => (await supervisor(env).describe()).status.name, (name) => name !== 'RUNNING', 'the supervisor closed'),
+        await until('the supervisor closed', when(async () => (await supervisor(env).describe()).status.name, (name) => name !== 'RUNNING'), POLL),
         'CANCELLED',
         'cancelling the controller stops streaming',
       );
@@ -548,7 +552,7 @@ describe('smartCityPipeline', () => {
     const stubs = new Stubs();
     await withWorker(env, stubs, async (taskQueue, track) => {
       const handle = await start(taskQueue, track, {});
-      const s = await waitUntil(() => status(handle), (v) => v.streaming?.attached === true, 'streaming attached');
+      const s = await until('streaming attached', when(() => status(handle), (v) => v.streaming?.attached === true), POLL);
       const startedAt = (await handle.describe()).startTime.getTime();
       assert.equal(Date.parse(s.cursor.from), Math.floor(startedAt / W) * W);
       assert.equal(s.windowMinutes, 5);
@@ -574,15 +578,15 @@ describe('smartCityPipeline: a supervisor terminated from outside', () => {
       const b = await sleepPastBoundary(env, W, 2 * MINUTE);
       const handle = track(await env.client.workflow.start(smartCityPipeline, { taskQueue, workflowId: `pipeline-${randomUUID()}`, args: [{ startAt: iso(b + DAY) }] }));
       track(supervisor(env));
-      await waitUntil(() => status(handle), (v) => v.streaming?.attached === true, 'streaming attached');
+      await until('streaming attached', when(() => status(handle), (v) => v.streaming?.attached === true), POLL);
       await streamingRunning(env, 0);
       const first = (await supervisor(env).describe()).runId;
       await supervisor(env).terminate('the test removes it');
       await handle.signal(pipelinePauseSignal, { scope: 'all' });
-      const paused = await waitUntil(
-        async () => ((await supervisor(env).describe()).runId === first ? undefined : supervisor(env).query(streamingStatusQuery)),
-        (v) => v?.state === 'paused',
+      const paused = await until(
         'a new supervisor runs, paused',
+        when(async () => ((await supervisor(env).describe()).runId === first ? undefined : supervisor(env).query(streamingStatusQuery)), (v) => v?.state === 'paused'),
+        POLL,
       );
       assert.ok(paused);
       assert.equal((await status(handle)).streaming?.error, undefined, 'the error is cleared once the signal landed');

@@ -8,7 +8,8 @@ import { loadConfig } from '../../config';
 import { createTimeSkippingEnv } from '../helpers/temporal';
 import { streamingPauseSignal, streamingResumeSignal, streamingStatusQuery, streamingSupervisor, type StreamingStatus } from '../../workflows';
 import type { StreamingJobSpec } from '../../activities/types';
-import { Stubs, TIMEOUT, recordHistory, waitUntil, withWorker, workflowBundle } from './stubs';
+import { POLL, Stubs, TIMEOUT, recordHistory, withWorker, workflowBundle } from './stubs';
+import { until, when } from '../helpers/until';
 
 const status = (handle: WorkflowHandle) => handle.query(streamingStatusQuery);
 
@@ -18,7 +19,7 @@ const status = (handle: WorkflowHandle) => handle.query(streamingStatusQuery);
  * server, which then holds the workflow task for its full timeout.)
  */
 const running = (handle: WorkflowHandle, batchId = 0) =>
-  waitUntil(() => status(handle), (s) => s.state === 'running' && (s.lastProgress?.batchId ?? 0) > batchId, `the job runs past micro-batch ${batchId}`);
+  until(`the job runs past micro-batch ${batchId}`, when(() => status(handle), (s) => s.state === 'running' && (s.lastProgress?.batchId ?? 0) > batchId), POLL);
 
 async function cancelAndWait(handle: WorkflowHandle): Promise<unknown> {
   await handle.cancel();
@@ -48,7 +49,7 @@ describe('streamingSupervisor', () => {
         workflowId: `streaming-${randomUUID()}`,
         args: [{ initialBackoffSeconds: 10, maxBackoffSeconds: 30 }],
       }));
-      const crashed = await waitUntil(() => status(handle), (s) => s.state === 'restarting', 'the first crash');
+      const crashed = await until('the first crash', when(() => status(handle), (s) => s.state === 'restarting'), POLL);
       assert.match(crashed.lastCrash?.reason ?? '', /smartcity-ingest failed \(exit code 1\): java.lang.OutOfMemoryError: Java heap space/);
       assert.equal(Date.parse(crashed.nextRestartAt ?? '') - Date.parse(crashed.lastCrash?.at ?? ''), 10_000);
 
@@ -76,8 +77,8 @@ describe('streamingSupervisor', () => {
       await running(handle);
 
       await handle.signal(streamingPauseSignal);
-      const paused = await waitUntil(() => status(handle), (s) => s.state === 'paused', 'paused');
-      await waitUntil(async () => stubs.callsOf('stopStreamingJob').length, (n) => n === 1, 'the job is stopped');
+      const paused = await until('paused', when(() => status(handle), (s) => s.state === 'paused'), POLL);
+      await until('the job is stopped', when(async () => stubs.callsOf('stopStreamingJob').length, (n) => n === 1), POLL);
       assert.equal(stubs.jobRunning, false);
       const callsWhenPaused = stubs.calls.length;
       await env.sleep('10 minutes');
@@ -123,7 +124,7 @@ describe('streamingSupervisor', () => {
         args: [{ historyThreshold: 20 }],
       }));
       await env.sleep('10 minutes');
-      const s: StreamingStatus = await waitUntil(() => status(handle), (v) => v.continuedAsNewCount >= 1, 'continued as new');
+      const s: StreamingStatus = await until('continued as new', when(() => status(handle), (v) => v.continuedAsNewCount >= 1), POLL);
       assert.equal(s.state, 'running');
       assert.equal(s.restarts, 1);
       assert.match(s.lastCrash?.reason ?? '', /executor lost/);

@@ -5,8 +5,9 @@ import { randomUUID } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
-import { quietLogger } from '../helpers/temporal';
+import { Worker } from '@temporalio/worker';
+import { workflowBundle } from '../helpers/temporal';
+import { until, when, type UntilOptions } from '../helpers/until';
 import type {
   FleetSpec,
   IngestProgress,
@@ -212,15 +213,11 @@ function total(c: SourceCounts): number {
 // ---- harness ----------------------------------------------------------------------------------
 
 
-let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
-
-/** The workflows bundle, built once per test file. */
-export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
-  return (bundle ??= bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietLogger }));
-}
-
 /** Per test: a test that hangs fails instead of stalling the run. */
 export const TIMEOUT = { timeout: 60_000 };
+
+/** How the workflow tests `until` a state (a query, mostly): real time, a few ms at a time. */
+export const POLL: UntilOptions = { timeoutMs: 15_000, everyMs: 20 };
 
 /** Registers a workflow to close when the test ends, whatever happens. */
 export type Track = <H extends WorkflowHandle>(handle: H) => H;
@@ -260,21 +257,10 @@ export async function closeWorkflow(handle: WorkflowHandle): Promise<string> {
   const state = async () => (await handle.describe()).status.name;
   if ((await state()) === 'RUNNING') await handle.cancel();
   try {
-    return await waitUntil(state, (name) => name !== 'RUNNING', `${handle.workflowId} closed`, 10_000);
+    return await until(`${handle.workflowId} closed`, when(state, (name) => name !== 'RUNNING'), { ...POLL, timeoutMs: 10_000 });
   } catch {
     await handle.terminate('the test could not cancel it');
     return state();
-  }
-}
-
-/** Polls `probe` (a query, mostly) until `ok` holds; real time, a few ms at a time. */
-export async function waitUntil<T>(probe: () => Promise<T>, ok: (value: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}; last value: ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
@@ -286,4 +272,4 @@ export async function sleepPastBoundary(env: TestWorkflowEnvironment, sizeMs: nu
   return boundary;
 }
 
-export { recordHistory } from '../helpers/temporal';
+export { recordHistory, workflowBundle } from '../helpers/temporal';
