@@ -30,8 +30,13 @@ export const DEMO_USAGE = `smartcity demo [--keep | --stop]
 const VEHICLES = 3;
 const SPEEDUP = 30;
 const PIPELINE = { windowMinutes: 1, allowedLatenessSeconds: 10, tickSeconds: 5, backfillConcurrency: 1 };
-/** The first live window must leave the streaming job time to start (a JVM and Spark on 2 cores). */
-const STREAMING_HEADSTART_MS = 40_000;
+/**
+ * How long the streaming job takes from the controller's start to landing its first micro-batch (a
+ * JVM and Spark on 2 cores, warm: 15–25 s). The first live window is the one open then; it closes
+ * no earlier than this plus the allowed lateness, and a straggler would be caught by the
+ * controller's late-data re-count.
+ */
+const STREAMING_STARTUP_MS = 25_000;
 /** Vehicles of a fleet depart within this many minutes of its start (producers/fleet.ts). */
 const DEPARTURE_SPREAD_MIN = 10;
 const WAIT_TIMEOUT_MS = 10 * MINUTE_MS;
@@ -105,39 +110,43 @@ export async function demoCommand(argv: string[]): Promise<number> {
     })();
 
     try {
-      // Historic data for the backfill: the fleet departs (over DEPARTURE_SPREAD_MIN) before the
-      // window an hour ago, so every vehicle drives in it; produced as fast as possible.
-      const historic: TimeWindow = windowAt(Date.now() - 60 * MINUTE_MS, MINUTE_MS);
-      const produced: TimeWindow = { from: new Date(Date.parse(historic.from) - DEPARTURE_SPREAD_MIN * MINUTE_MS).toISOString(), to: historic.to };
-      const seed = startedAt.getTime() % 1_000_000;
-      const history = await view.step(
-        'historic fleet → Kafka (an hour ago)',
-        async () => {
-          const fleet = await pipeline.startFleet({ vehicles: VEHICLES, seed, start: produced.from, asFastAsPossible: true, durationMinutes: DEPARTURE_SPREAD_MIN + 1 });
-          return pipeline.fleetResult(fleet);
-        },
-        (r) => `${total(r.totals)} events`,
-      );
-      checkInterrupt();
-
-      // The first live window starts now or at the next minute, whichever leaves streaming its head start.
-      const now = Date.now();
-      const current = windowAt(now, MINUTE_MS);
-      const live = Date.parse(current.to) - now >= STREAMING_HEADSTART_MS ? current : windowAt(Date.parse(current.to), MINUTE_MS);
+      // The controller first: its streaming job (a JVM) starts while the fleets produce. The first
+      // live window is the one open when the job should be landing events; both fleets run ahead
+      // of the clock, so that window's events are in Kafka long before it closes.
+      const live = windowAt(Date.now() + STREAMING_STARTUP_MS, MINUTE_MS);
       const controller: WorkflowHandle<typeof smartCityPipeline> = await view.step('controller + streaming job started', () =>
         pipeline.startController({ ...PIPELINE, startAt: live.from }, { replace: true }),
       );
-      const liveFleet = await view.step(
-        `live fleet started (${SPEEDUP}× real time)`,
-        () =>
-          pipeline.startFleet({
-            vehicles: VEHICLES,
-            seed: seed + 1,
-            start: new Date(Date.parse(live.from) - DEPARTURE_SPREAD_MIN * MINUTE_MS).toISOString(),
-            speedup: SPEEDUP,
-          }),
-        (h) => h.workflowId,
-      );
+      checkInterrupt();
+
+      // Historic data for the backfill: the fleet departs (over DEPARTURE_SPREAD_MIN) before the
+      // window an hour ago, so every vehicle drives in it; produced as fast as possible. The live
+      // fleet departs DEPARTURE_SPREAD_MIN before the live window, at SPEEDUP× real time.
+      const historic: TimeWindow = windowAt(Date.now() - 60 * MINUTE_MS, MINUTE_MS);
+      const produced: TimeWindow = { from: new Date(Date.parse(historic.from) - DEPARTURE_SPREAD_MIN * MINUTE_MS).toISOString(), to: historic.to };
+      const seed = startedAt.getTime() % 1_000_000;
+      const [history, liveFleet] = await Promise.all([
+        view.step(
+          'historic fleet → Kafka (an hour ago)',
+          async () => {
+            const fleet = await pipeline.startFleet({ vehicles: VEHICLES, seed, start: produced.from, asFastAsPossible: true, durationMinutes: DEPARTURE_SPREAD_MIN + 1 });
+            return pipeline.fleetResult(fleet);
+          },
+          (r) => `${total(r.totals)} events`,
+        ),
+        view.step(
+          `live fleet started (${SPEEDUP}× real time)`,
+          () =>
+            pipeline.startFleet({
+              vehicles: VEHICLES,
+              seed: seed + 1,
+              start: new Date(Date.parse(live.from) - DEPARTURE_SPREAD_MIN * MINUTE_MS).toISOString(),
+              speedup: SPEEDUP,
+            }),
+          (h) => h.workflowId,
+        ),
+      ]);
+      checkInterrupt();
 
       const queries = queryActivities(config);
       await view.step('historic events landed in the raw lake', () =>

@@ -23,8 +23,6 @@ export const SYSTEM_FILES: readonly string[] = [
 export const SOLO_FILES: readonly string[] = [
   // SIGKILLs the test stack's Spark Connect server, which other files' curates use.
   'test/integration/spark-runner.test.ts',
-  // SIGKILLs the test stack's Kafka broker for minutes.
-  'test/integration/broker-outage.test.ts',
   // Measures how soon activities start beside a 1,000-vehicle fleet.
   'test/integration/fleet-capacity.test.ts',
 ];
@@ -32,11 +30,11 @@ export const SOLO_FILES: readonly string[] = [
 /** Files started first, longest first, so the long ones do not end the run alone. */
 export const LONG_FILES: readonly string[] = [
   'test/integration/spark-runner.test.ts',
-  'test/integration/broker-outage.test.ts',
   'test/integration/fleet-capacity.test.ts',
-  'test/e2e/demo.test.ts',
   'test/integration/metrics.test.ts',
+  'test/integration/broker-outage.test.ts',
   'test/integration/curate-failover.test.ts',
+  'test/e2e/demo.test.ts',
   'test/integration/logs.test.ts',
   'test/e2e/pipeline.test.ts',
   'test/integration/backfill-chunk.test.ts',

@@ -12,7 +12,7 @@ import { createKafka } from '../../kafka/client';
 import { SOURCES, TOPICS } from '../../schemas';
 import { connectClient } from '../../temporal/connection';
 import { isAlive, kill, killAll, waitGone } from '../helpers/processes';
-import { NotYet, until } from '../helpers/until';
+import { NotYet, until, within } from '../helpers/until';
 
 /** The tier's ports before SMARTCITY_TEST_PORT_OFFSET: clear of the suite's (27233, 29092, …). */
 const BASE_PORTS = { temporal: 25233, temporalUi: 26233, kafka: 31092, kafkaController: 31093, sparkConnect: 31002, sparkConnectUi: 31050 };
@@ -204,7 +204,7 @@ export class Tier {
     const client = await this.client();
     const attempt = call(client);
     attempt.catch(() => undefined);
-    return Promise.race([attempt, sleep(timeoutMs).then(() => Promise.reject(new Error(`Temporal did not answer within ${seconds(timeoutMs)}`)))]);
+    return within(attempt, timeoutMs, () => Promise.reject(new Error(`Temporal did not answer within ${seconds(timeoutMs)}`)));
   }
 
   // ---- Kafka ----

@@ -39,7 +39,7 @@ async function controllerClosed(): Promise<void> {
   }
 }
 
-test('the demo loads a live and a backfilled window, reports them and stops what it started', { timeout: 12 * 60_000 }, async () => {
+test('the demo loads a live and a backfilled window, reports them and stops what it started', { timeout: 12 * 60_000 }, async (t) => {
   const startedAt = Date.now();
   const stackWasUp = (await stackStatus(config)).components.every((c) => c.answering);
   // The demo replaces a running controller; the pipeline e2e test's one must have finished first.
@@ -49,6 +49,8 @@ test('the demo loads a live and a backfilled window, reports them and stops what
   const result = runCli(['demo'], { SMARTCITY_TASK_QUEUE: `demo-e2e-${randomUUID()}` }, 11 * 60_000);
   const output = `${result.stdout}\n${result.stderr}`;
   assert.equal(result.status, 0, output.slice(-4000));
+  // Where its time went, in the test report (docs/benchmarks.md has the demo's figures).
+  t.diagnostic(`${result.stdout.slice(result.stdout.indexOf('demo stages'), result.stdout.indexOf('HTML report:')).trim()}`);
   assert.match(result.stdout, /✓ a live and the backfilled window loaded \+ checked/);
   assert.match(result.stdout, /rows per source and layer/);
   assert.match(result.stdout, /quality checks: [1-9]\d* passed, 0 failed/);

@@ -3,9 +3,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT, type Config } from '../../config';
-import { NotYet, until } from './until';
+import { NotYet, until, within } from './until';
 
 export class Child {
   readonly process: ChildProcess;
@@ -48,7 +47,7 @@ export class Child {
   async stop(graceMs = 60_000): Promise<number | null> {
     if (!this.running) return this.exitCode!;
     this.process.kill('SIGTERM');
-    const code = await Promise.race([this.exited, sleep(graceMs, 'timeout' as const)]);
+    const code = await within(this.exited, graceMs, () => 'timeout' as const);
     if (code !== 'timeout') return code;
     this.process.kill('SIGKILL');
     return this.exited;

@@ -44,3 +44,22 @@ export function when<T>(read: () => Promise<T> | T, ok: (value: T) => boolean): 
     throw new NotYet(`last value: ${JSON.stringify(value)}`);
   };
 }
+
+/**
+ * `promise`'s outcome, or `onTimeout()`'s once `timeoutMs` passed first. The timer is cleared as
+ * soon as the race is decided: a `sleep()` left behind in a race holds the test file's process open
+ * until it fires, long after its tests ended.
+ */
+export async function within<T, U>(promise: Promise<T>, timeoutMs: number, onTimeout: () => U | Promise<U>): Promise<T | U> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<U>((resolve, reject) => {
+    timer = setTimeout(() => {
+      Promise.resolve().then(onTimeout).then(resolve, reject);
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

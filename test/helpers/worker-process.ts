@@ -2,9 +2,8 @@
 // own environment on top of the test stack's, stderr kept, stopped with SIGTERM like a deploy would.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT } from '../../config';
-import { NotYet, until } from './until';
+import { NotYet, until, within } from './until';
 
 export interface WorkerProcess {
   child: ChildProcess;
@@ -27,7 +26,7 @@ export async function startWorkerProcess(env: NodeJS.ProcessEnv, readyTimeoutMs 
     async stop(timeoutMs = 60_000) {
       if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
       child.kill('SIGTERM');
-      const code = await Promise.race([exited, sleep(timeoutMs, 'timeout' as const)]);
+      const code = await within(exited, timeoutMs, () => 'timeout' as const);
       if (code !== 'timeout') return code;
       child.kill('SIGKILL');
       return exited;

@@ -1,5 +1,6 @@
-// The test stack's Kafka broker SIGKILLed for 30 s and more, then restarted with `smartcity stack
-// up`, while the project's own processes produce into it:
+// A Kafka broker SIGKILLed for 30 s and more, then restarted with `smartcity stack up`, while the
+// project's own processes produce into it. The broker is this file's own (a stack on ports and a
+// data folder of its own, without Spark), so files running beside it keep the test stack's:
 //  - `smartcity simulate --direct` with the default delivery timeout rides it out: exit 0, every
 //    event the generator makes for its run acknowledged and in Kafka;
 //  - the same with SMARTCITY_KAFKA_DELIVERY_TIMEOUT=5 fails within seconds: exit 1, an error naming
@@ -15,6 +16,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { SourceCounts } from '../../activities/types';
@@ -27,8 +31,20 @@ import { fleetSimulation, fleetStatusQuery, type FleetSimulationResult, type Fle
 import { Child, killBroker } from '../helpers/child';
 import { runCli } from '../helpers/cli';
 import { consumeSince, snapshotOffsets, type Consumed, type Offsets } from '../helpers/kafka';
-import { until } from '../helpers/until';
+import { until, within } from '../helpers/until';
 
+// Every process this file starts (stack, workers, simulate) inherits these. Ports move with
+// SMARTCITY_TEST_PORT_OFFSET like the other test ports (stack.test.ts and stop-paths.test.ts hold
+// the ones next to these).
+const offset = Number(process.env.SMARTCITY_TEST_PORT_OFFSET ?? 0);
+Object.assign(process.env, {
+  SMARTCITY_DATA_DIR: mkdtempSync(join(tmpdir(), 'smartcity-outage-')),
+  SMARTCITY_TEMPORAL_PORT: String(37236 + offset),
+  SMARTCITY_TEMPORAL_UI_PORT: String(38236 + offset),
+  SMARTCITY_KAFKA_PORT: String(39098 + offset),
+  SMARTCITY_KAFKA_CONTROLLER_PORT: String(39099 + offset),
+  SMARTCITY_SPARK_CONNECT: 'false',
+});
 const config = loadConfig();
 const OUTAGE_MS = 30_000;
 const run = Math.floor(Math.random() * 1e6);
@@ -90,6 +106,8 @@ describe('a broker outage of 30 s and more', { timeout: 15 * 60_000 }, () => {
   }
 
   before(async () => {
+    const stack = runCli(['stack', 'up'], {}, 300_000);
+    assert.equal(stack.status, 0, stack.stderr);
     connection = await connectClient(config);
     offsets = await snapshotOffsets(config, Object.values(TOPICS));
     const queue = `outage-${randomUUID()}`;
@@ -113,7 +131,7 @@ describe('a broker outage of 30 s and more', { timeout: 15 * 60_000 }, () => {
 
     const killedAt = Date.now();
     killBroker(config);
-    await Promise.race([simulateGivesUp.exited, sleep(OUTAGE_MS)]);
+    await within(simulateGivesUp.exited, OUTAGE_MS, () => undefined);
     givesUpElapsedMs = Date.now() - killedAt;
     await sleep(killedAt + OUTAGE_MS - Date.now());
     assert.ok(!(await kafkaReady(config).catch(() => false)), 'the broker stayed down');
@@ -127,8 +145,9 @@ describe('a broker outage of 30 s and more', { timeout: 15 * 60_000 }, () => {
 
   after(async () => {
     for (const child of [...workers, simulateRides, simulateGivesUp]) await child?.stop();
-    if (!(await kafkaReady(config).catch(() => false))) runCli(['stack', 'up'], {}, 300_000);
     await connection?.close();
+    runCli(['stack', 'down', '--force'], {}, 120_000);
+    rmSync(config.dataDir, { recursive: true, force: true });
   });
 
   const idsInKafka = () => new Set(records.map((r) => r.event.eventId));

@@ -11,7 +11,6 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection, Client } from '@temporalio/client';
 import { curateJobName } from '../../activities/spark';
 import { queryRows, withDatabase } from '../../activities/duckdb';
@@ -26,7 +25,7 @@ import { workflowBundlePath } from '../../workers/bundle';
 import { startWorker } from '../../workers/worker';
 import { batchRun } from '../../workflows';
 import { createDevServerEnv } from '../helpers/temporal';
-import { until } from '../helpers/until';
+import { until, within } from '../helpers/until';
 
 const base = loadConfig();
 const run = randomUUID().slice(0, 8);
@@ -145,7 +144,7 @@ describe('a worker dying mid-curate, with real workers, Spark and Temporal', () 
       await temporal.teardown();
       stopped = true;
       worker.worker.shutdown();
-      await Promise.race([worker.done.catch(() => undefined), sleep(90_000).then(() => assert.fail('the worker did not shut down within 90 s'))]);
+      await within(worker.done.catch(() => undefined), 90_000, () => assert.fail('the worker did not shut down within 90 s'));
       const status = await sparkJobStatus(own, name);
       assert.notEqual(status.state, 'running', 'no curate job is left running without its worker');
     } finally {

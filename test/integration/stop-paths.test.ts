@@ -11,7 +11,6 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { PROJECT_ROOT, loadConfig } from '../../config';
 import { LocalPipeline, WORKER_PROCESS } from '../../cli/local-run';
 import { sparkJobStatus } from '../../spark/runner';
@@ -20,7 +19,7 @@ import { isAlive, runningProcess } from '../../stack/processes';
 import { connectClient } from '../../temporal/connection';
 import { DEFAULT_STREAMING_JOB, PIPELINE_WORKFLOW_ID } from '../../workflows';
 import { runCli } from '../helpers/cli';
-import { until } from '../helpers/until';
+import { until, within } from '../helpers/until';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'smartcity-stop-paths-'));
 const offset = Number(process.env.SMARTCITY_TEST_PORT_OFFSET ?? 0);
@@ -105,7 +104,7 @@ describe('stopping the local pipeline leaves no Spark JVM behind', { timeout: 50
       throw new Error(`${(err as Error).message}\n${output.slice(-3000)}`);
     }
     process.kill(-child.pid!, 'SIGINT');
-    const code = await Promise.race([exited, sleep(5 * 60_000, 'timeout')]);
+    const code = await within(exited, 5 * 60_000, () => 'timeout' as const);
     assert.equal(code, 0, output.slice(-3000));
     assert.match(output, /stopped in .*controller and streaming job/);
     assert.deepEqual(processesOfDataDir(), [], describeProcesses(processesOfDataDir()));
