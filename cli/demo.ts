@@ -6,6 +6,7 @@ import { loadConfig } from '../config';
 import { queryActivities } from '../activities/queries';
 import type { SourceCounts, TimeWindow } from '../activities/types';
 import { renderTerminal, seconds } from '../report/terminal';
+import { fleetEvents } from '../producers/fleet';
 import { SOURCES } from '../schemas';
 import { requestBackfillUpdate, type PipelineStatus, type smartCityPipeline, type WindowRecord } from '../workflows';
 import { MINUTE_MS, windowAt } from '../workflows/windows';
@@ -16,11 +17,11 @@ import { writeHtmlReport } from './report';
 
 export const DEMO_USAGE = `smartcity demo [--keep | --stop]
 
-  The whole local pipeline in one command, in about three minutes: brings the stack up (Kafka,
+  The whole local pipeline in one command, in about 90 seconds: brings the stack up (Kafka,
   Temporal dev server and Web UI), starts a worker and the pipeline controller (1-minute windows)
   with its Spark streaming job, produces an hour-old minute of driving for three vehicles
-  (London → Birmingham) and backfills it, streams the same fleet live at 30× real time, and waits
-  until a live window and the backfilled window are loaded into the warehouse and checked. Then it
+  (London → Birmingham) and backfills it, streams a second fleet live at 30× real time, and waits
+  until a live window and the backfilled window hold every event their fleets made. Then it
   prints the report (rows per source and layer, quality checks, stage timings, Web UI links), writes
   it as HTML to <data dir>/reports/demo.html and stops what it started.
 
@@ -29,16 +30,13 @@ export const DEMO_USAGE = `smartcity demo [--keep | --stop]
 
 const VEHICLES = 3;
 const SPEEDUP = 30;
-const PIPELINE = { windowMinutes: 1, allowedLatenessSeconds: 10, tickSeconds: 5, backfillConcurrency: 1 };
-/**
- * How long the streaming job takes from the controller's start to landing its first micro-batch (a
- * JVM and Spark on 2 cores, warm: 15–25 s). The first live window is the one open then; it closes
- * no earlier than this plus the allowed lateness, and a straggler would be caught by the
- * controller's late-data re-count.
- */
-const STREAMING_STARTUP_MS = 25_000;
+// Two in the backfill lane: the historic window's backfill and, when the live window closed before
+// the streaming job landed its events, that window's late-data re-run.
+const PIPELINE = { windowMinutes: 1, allowedLatenessSeconds: 5, tickSeconds: 5, backfillConcurrency: 2 };
 /** Vehicles of a fleet depart within this many minutes of its start (producers/fleet.ts). */
 const DEPARTURE_SPREAD_MIN = 10;
+/** From the demo's start to the streaming job's first landed events, on 2 warm cores: 20–25 s. */
+const STREAMING_LANDS_MS = 15_000;
 const WAIT_TIMEOUT_MS = 10 * MINUTE_MS;
 const POLL_MS = 2_000;
 
@@ -55,12 +53,31 @@ async function until<T>(what: string, probe: () => Promise<T | undefined>): Prom
   }
 }
 
-/** The window's record once loaded with rows; an error once the controller gave up on it. */
-function loadedRecord(status: PipelineStatus | undefined, match: (r: WindowRecord) => boolean): WindowRecord | undefined {
-  const records = status?.windows.filter(match) ?? [];
-  const gaveUp = records.find((r) => r.status === 'failed' && r.nextRetryAt === undefined);
-  if (gaveUp) throw new Error(`the batch run of ${gaveUp.window.from} failed: ${gaveUp.lastError?.type}: ${gaveUp.lastError?.message}`);
-  return records.find((r) => r.status === 'loaded' && total(r.rows) > 0);
+/** Events per source the fleet's generator makes in `window` (producers/fleet.ts: what a fleet run sends, whatever its pace). */
+function generatedCounts(vehicles: number, seed: number, start: string, window: TimeWindow): SourceCounts {
+  const counts = Object.fromEntries(SOURCES.map((s) => [s, 0])) as SourceCounts;
+  const [from, to] = [Date.parse(window.from), Date.parse(window.to)];
+  for (const event of fleetEvents({ vehicles, seed, start: new Date(start) })) {
+    const at = Date.parse(event.eventTime);
+    if (at >= to) break;
+    if (at >= from) counts[event.source] += 1;
+  }
+  return counts;
+}
+
+/**
+ * The window's record once loaded with at least the events its fleet made (an earlier demo in this
+ * data dir may have added its own) by a run that counted them in raw too; an error once the
+ * controller gave up on it.
+ */
+function loadedRecord(status: PipelineStatus | undefined, window: TimeWindow, expected: SourceCounts): WindowRecord | undefined {
+  const record = status?.windows.find((r) => r.window.from === window.from);
+  if (record?.status === 'failed' && record.nextRetryAt === undefined) {
+    throw new Error(`the batch run of ${record.window.from} failed: ${record.lastError?.type}: ${record.lastError?.message}`);
+  }
+  // Its raw count too: a run that counted raw before the last events landed is re-run for late data.
+  const complete = (counts: SourceCounts | undefined) => SOURCES.every((s) => (counts?.[s] ?? 0) >= expected[s]);
+  return record?.status === 'loaded' && complete(record.rows) && complete(record.rawRows) ? record : undefined;
 }
 
 export async function demoCommand(argv: string[]): Promise<number> {
@@ -110,10 +127,12 @@ export async function demoCommand(argv: string[]): Promise<number> {
     })();
 
     try {
-      // The controller first: its streaming job (a JVM) starts while the fleets produce. The first
-      // live window is the one open when the job should be landing events; both fleets run ahead
-      // of the clock, so that window's events are in Kafka long before it closes.
-      const live = windowAt(Date.now() + STREAMING_STARTUP_MS, MINUTE_MS);
+      // The controller first: its streaming job (a JVM) starts while the fleets produce. The live
+      // window is the one open STREAMING_LANDS_MS after the demo started, when the streaming job
+      // has usually landed its first events; both fleets run ahead of the clock, so the window's
+      // events are in Kafka within seconds. Should the window close before they landed, the
+      // controller loads what is there and re-runs it when its late-data check finds more.
+      const live = windowAt(startedAt.getTime() + STREAMING_LANDS_MS, MINUTE_MS);
       const controller: WorkflowHandle<typeof smartCityPipeline> = await view.step('controller + streaming job started', () =>
         pipeline.startController({ ...PIPELINE, startAt: live.from }, { replace: true }),
       );
@@ -125,6 +144,10 @@ export async function demoCommand(argv: string[]): Promise<number> {
       const historic: TimeWindow = windowAt(Date.now() - 60 * MINUTE_MS, MINUTE_MS);
       const produced: TimeWindow = { from: new Date(Date.parse(historic.from) - DEPARTURE_SPREAD_MIN * MINUTE_MS).toISOString(), to: historic.to };
       const seed = startedAt.getTime() % 1_000_000;
+      const liveStart = new Date(Date.parse(live.from) - DEPARTURE_SPREAD_MIN * MINUTE_MS).toISOString();
+      // An earlier demo in this data dir may have landed events in the same minutes.
+      const queries = queryActivities(config);
+      const [rawBefore] = await queries.countRawWindows({ windows: [produced] });
       const [history, liveFleet] = await Promise.all([
         view.step(
           'historic fleet → Kafka (an hour ago)',
@@ -140,7 +163,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
             pipeline.startFleet({
               vehicles: VEHICLES,
               seed: seed + 1,
-              start: new Date(Date.parse(live.from) - DEPARTURE_SPREAD_MIN * MINUTE_MS).toISOString(),
+              start: liveStart,
               speedup: SPEEDUP,
             }),
           (h) => h.workflowId,
@@ -148,12 +171,11 @@ export async function demoCommand(argv: string[]): Promise<number> {
       ]);
       checkInterrupt();
 
-      const queries = queryActivities(config);
       await view.step('historic events landed in the raw lake', () =>
         until('the streaming job to land the historic events', async () => {
           checkInterrupt();
           const [raw] = await queries.countRawWindows({ windows: [produced] });
-          return SOURCES.every((s) => raw![s] >= history.totals[s]) ? raw : undefined;
+          return SOURCES.every((s) => raw![s] >= rawBefore![s] + history.totals[s]) ? raw : undefined;
         }),
       );
       const backfill = await view.step(`backfill of ${historic.from.slice(11, 16)} requested`, () =>
@@ -161,15 +183,19 @@ export async function demoCommand(argv: string[]): Promise<number> {
       );
       if (backfill.accepted.length === 0) throw new Error(`the backfill was not accepted: ${backfill.skipped.map((s) => s.reason).join('; ')}`);
 
-      const liveFrom = Date.parse(live.from);
+      const liveSeed = seed + 1;
+      const expected = {
+        live: generatedCounts(VEHICLES, liveSeed, liveStart, live),
+        backfilled: generatedCounts(VEHICLES, seed, produced.from, historic),
+      };
       await view.step('a live and the backfilled window loaded + checked', () =>
         until('a live window and the backfilled window to be loaded', async () => {
           checkInterrupt();
           const fleetFailed = await pipeline.fleetFailure(liveFleet);
           if (fleetFailed) throw fleetFailed;
           const status = watch.pipeline;
-          const backfilled = loadedRecord(status, (r) => r.window.from === historic.from);
-          const liveWindow = loadedRecord(status, (r) => Date.parse(r.window.from) >= liveFrom);
+          const backfilled = loadedRecord(status, historic, expected.backfilled);
+          const liveWindow = loadedRecord(status, live, expected.live);
           return backfilled && liveWindow ? { backfilled, liveWindow } : undefined;
         }),
       );

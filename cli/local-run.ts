@@ -7,8 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import { PROJECT_ROOT, type Config } from '../config';
-import { warmConnectServer } from '../spark/connect';
-import { runningSparkJobs, sparkBaseEnv } from '../spark/runner';
+import { runningSparkJobs } from '../spark/runner';
 import { stackDown, stackStatus, stackUp } from '../stack';
 import { logPath, runningProcess, startProcess, stopProcess, waitUntilReady } from '../stack/processes';
 import { topicOffsets } from '../kafka/client';
@@ -52,8 +51,6 @@ export class LocalPipeline {
   private started = { stack: false, worker: false, controller: false };
   readonly fleets: WorkflowHandle<typeof fleetSimulation>[] = [];
   private connection: { client: Client; close: () => Promise<void> } | undefined;
-  /** The Spark Connect server's warm-up, running in the background from stackUp on. */
-  private warmup: Promise<void> | undefined;
 
   constructor(
     readonly config: Config,
@@ -75,14 +72,6 @@ export class LocalPipeline {
     } else {
       await stackUp(this.config, this.say);
       this.started.stack = true;
-    }
-    // The first curate of a new server would pay for its JVM compiling Spark's hot paths: that
-    // happens now instead, while the worker, the fleet and the streaming job start.
-    if (this.config.spark.connect) {
-      this.warmup = warmConnectServer(this.config, sparkBaseEnv(this.config)).then(
-        (line) => this.say(line),
-        (err: unknown) => this.say(`the Spark Connect warm-up did not run: ${(err as Error).message.split('\n')[0]}`),
-      );
     }
     this.connection = await connectClient(this.config);
     return this.started.stack;
@@ -188,7 +177,6 @@ export class LocalPipeline {
    */
   async shutdown(beforeStackDown?: () => Promise<void>): Promise<string[]> {
     const stopped: string[] = [];
-    await this.warmup;
     if (this.connection) {
       for (const fleet of this.fleets) {
         const running = await fleet

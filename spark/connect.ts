@@ -8,7 +8,7 @@
 // how a run takes over the session of a client that died, and why each job name has its own
 // session id. The server itself is the stack's; a curate that finds it gone (killed, crashed)
 // starts it again, as `stack up` would, before it runs.
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -117,25 +117,6 @@ export async function ensureConnectServer(config: Config, serverEnv: NodeJS.Proc
   await start;
 }
 
-/** Runs `python -m smartcity_spark.<module> ARGS` as a client of the server under `jobName`'s session; SIGKILLed after `timeoutMs`. */
-async function runClient(config: Config, module: string, args: string[], jobName: string, env: NodeJS.ProcessEnv, timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(tools.python(config), ['-m', `smartcity_spark.${module}`, ...args], {
-    cwd: join(PROJECT_ROOT, 'spark'),
-    env: { ...env, ...connectClientEnv(config, jobName) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout = (stdout + chunk.toString()).slice(-4_000)));
-  child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4_000)));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('close', (exitCode) => (clearTimeout(timer), resolve(exitCode)));
-  });
-  return { code, stdout: stdout.trim(), stderr: stderr.trim() };
-}
-
 /**
  * After a client of `jobName` ended without finishing (stopped, killed): interrupts what its
  * session still runs in the server and waits until none of it does (connect.py's take-over, in a
@@ -143,22 +124,17 @@ async function runClient(config: Config, module: string, args: string[], jobName
  */
 export async function releaseConnectSession(config: Config, jobName: string, env: NodeJS.ProcessEnv): Promise<void> {
   if (!(await connectServerReady(config).catch(() => false))) return;
-  const { code, stderr } = await runClient(config, 'connect', [], jobName, env, TAKE_OVER_TIMEOUT_MS);
-  if (code !== 0) throw new Error(`could not take over the Spark Connect session of ${jobName} (exit ${code}):\n${stderr}`);
-}
-
-/** The warm-up's session: a name no job has. */
-const WARMUP_SESSION = 'connect-warmup';
-const WARMUP_TIMEOUT_MS = 180_000;
-
-/**
- * Runs curate's kinds of work on a few synthetic rows in the server (smartcity_spark/warmup.py),
- * so that the first curate of a new server does not pay for the JVM compiling Spark's hot paths.
- * Resolves with the client's report; rejects when it failed.
- */
-export async function warmConnectServer(config: Config, env: NodeJS.ProcessEnv): Promise<string> {
-  const scratch = join(config.dataDir, 'tmp', `connect-warmup-${randomUUID()}`);
-  const { code, stdout, stderr } = await runClient(config, 'warmup', [scratch], WARMUP_SESSION, env, WARMUP_TIMEOUT_MS);
-  if (code !== 0) throw new Error(`the Spark Connect warm-up failed (exit ${code}):\n${stderr}`);
-  return stdout.split('\n').pop() ?? '';
+  const child = spawn(tools.python(config), ['-m', 'smartcity_spark.connect'], {
+    cwd: join(PROJECT_ROOT, 'spark'),
+    env: { ...env, ...connectClientEnv(config, jobName) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4_000)));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), TAKE_OVER_TIMEOUT_MS);
+    child.once('error', reject);
+    child.once('exit', (exitCode) => (clearTimeout(timer), resolve(exitCode)));
+  });
+  if (code !== 0) throw new Error(`could not take over the Spark Connect session of ${jobName} (exit ${code}):\n${stderr.trim()}`);
 }
