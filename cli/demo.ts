@@ -144,6 +144,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       const historic: TimeWindow = windowAt(Date.now() - 60 * MINUTE_MS, MINUTE_MS);
       const produced: TimeWindow = { from: new Date(Date.parse(historic.from) - DEPARTURE_SPREAD_MIN * MINUTE_MS).toISOString(), to: historic.to };
       const seed = startedAt.getTime() % 1_000_000;
+      const liveSeed = seed + 1;
       const liveStart = new Date(Date.parse(live.from) - DEPARTURE_SPREAD_MIN * MINUTE_MS).toISOString();
       // An earlier demo in this data dir may have landed events in the same minutes.
       const queries = queryActivities(config);
@@ -162,7 +163,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
           () =>
             pipeline.startFleet({
               vehicles: VEHICLES,
-              seed: seed + 1,
+              seed: liveSeed,
               start: liveStart,
               speedup: SPEEDUP,
             }),
@@ -183,7 +184,6 @@ export async function demoCommand(argv: string[]): Promise<number> {
       );
       if (backfill.accepted.length === 0) throw new Error(`the backfill was not accepted: ${backfill.skipped.map((s) => s.reason).join('; ')}`);
 
-      const liveSeed = seed + 1;
       const expected = {
         live: generatedCounts(VEHICLES, liveSeed, liveStart, live),
         backfilled: generatedCounts(VEHICLES, seed, produced.from, historic),

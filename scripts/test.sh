@@ -11,7 +11,7 @@
 # moto server (AWS APIs on loopback, for the aws target's wire-level tests) and a throwaway
 # PostgreSQL cluster (the warehouse load's SQL runs on it), all stopped on exit. Test files run
 # SMARTCITY_TEST_JOBS (default 2) at a time, each in its own process (test/runner.ts). The last
-# line is `tests: N passed, N failed`; the same counts go to .data/test/reports/summary-<tier>.
+# line is `tests: N passed, N failed`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -137,7 +137,6 @@ case "$tier" in
 esac
 
 passed=$((node_pass + py_pass + chaos_pass)) failed=$((node_fail + py_fail + chaos_fail))
-echo "$passed $failed" > "$REPORTS/summary-$tier"
 echo
 echo "$tier tier took $(( $(date +%s) - began )) s"
 echo "tests: $passed passed, $failed failed"
