@@ -2,8 +2,9 @@
 // windows and the event-time partitions that can hold them. The DuckDB (local) and AWS activities
 // import these from here, so an aws worker never loads DuckDB.
 import { ApplicationFailure } from '@temporalio/common';
-import { SOURCES } from '../schemas';
-import type { SourceCounts, TimeWindow } from './types';
+import { z } from 'zod';
+import { SOURCES, type Source } from '../schemas';
+import type { CurateResult, Snapshots, SourceCounts, TimeWindow } from './types';
 
 /** Lake columns every event carries (snake_case, as the Spark jobs write them). */
 export const EVENT_ID = 'event_id';
@@ -76,4 +77,31 @@ export function diffColumns(before: Column[], after: Column[]): SchemaChange[] {
     if (!now.has(name)) changes.push({ change: 'dropped column', column: name, oldType: type, newType: null });
   }
   return changes;
+}
+
+// ---- the curate job's summary (spark/jobs/curate.py, both targets) --------------------------------
+
+const sourceSummary = z.object({
+  rows_read: z.number(),
+  duplicates_dropped: z.number(),
+  rows_written: z.number(),
+  /** The Iceberg snapshot holding the window's commit, as a decimal string (64-bit); null: the table has none. */
+  snapshot_id: z.string().regex(/^\d{1,19}$/).nullable().optional(),
+});
+export const curateSummarySchema = z.object({ sources: z.partialRecord(z.enum(SOURCES as unknown as [Source, ...Source[]]), sourceSummary) }).loose();
+
+/** A parsed curate summary as the activity's result (both targets). */
+export function curateResultOf(summary: z.infer<typeof curateSummarySchema>): CurateResult {
+  const sources = summary.sources;
+  const snapshots: Snapshots = {};
+  for (const s of SOURCES) {
+    const id = sources[s]?.snapshot_id;
+    if (id !== undefined && id !== null) snapshots[s] = id;
+  }
+  return {
+    rowsRead: SOURCES.reduce((n, s) => n + (sources[s]?.rows_read ?? 0), 0),
+    duplicatesDropped: SOURCES.reduce((n, s) => n + (sources[s]?.duplicates_dropped ?? 0), 0),
+    rowsWritten: Object.fromEntries(SOURCES.map((s) => [s, sources[s]?.rows_written ?? 0])) as SourceCounts,
+    ...(Object.keys(snapshots).length > 0 && { snapshots }),
+  };
 }

@@ -2,7 +2,7 @@
 // and the warehouse, and raw row counts for late-data detection.
 import { listValue, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
 import { existsSync } from 'node:fs';
-import { withCuratedLayer } from './curated-lock';
+import { curatedFiles, curatedParams, curatedScan, type SnapshotFiles } from './iceberg';
 import { heartbeating } from './heartbeat';
 import type { Config } from '../config';
 import { SOURCES, type Source } from '../schemas';
@@ -25,7 +25,7 @@ import {
   type Window,
 } from './duckdb';
 import { bounds, examples, rulesOf, type ColumnRule } from '../schemas/column-rules';
-import type { QualityCheck, QualityResult, SourceCounts, TimeWindow } from './types';
+import type { CuratedRead, QualityCheck, QualityResult, SourceCounts, TimeWindow } from './types';
 import { warehousePath } from './warehouse';
 
 // ---- checks ----------------------------------------------------------------------------------
@@ -65,7 +65,7 @@ function idsWhere(name: string, condition: string, label = 'event_id'): string {
   return `count_if(${condition}) AS ${name}_n, (list(${label} ORDER BY event_id) FILTER (WHERE ${condition}))[1:3] AS ${name}_examples`;
 }
 
-async function checkSource(conn: DuckDBConnection, config: Config, source: Source, window: Window, warehouseColumns: string[]): Promise<SourceCheck> {
+async function checkSource(conn: DuckDBConnection, config: Config, source: Source, window: Window, curatedSnapshot: SnapshotFiles, warehouseColumns: string[]): Promise<SourceCheck> {
   const partitions = hourPartitions(window);
   const id = ident(EVENT_ID);
   const time = ident(EVENT_TIME);
@@ -77,18 +77,18 @@ async function checkSource(conn: DuckDBConnection, config: Config, source: Sourc
   // text); curated and the warehouse as TIMESTAMPTZ.
   const rawFiles = await listParquet(tableRoot(config, 'raw', source), partitions);
   if (rawFiles.length) params.raw_files = fileList(rawFiles);
-  const curatedFiles = await listParquet(tableRoot(config, 'curated', source), partitions);
-  if (curatedFiles.length) params.curated_files = fileList(curatedFiles);
+  const hasCurated = curatedSnapshot.data.length > 0;
+  if (hasCurated) Object.assign(params, curatedParams(curatedSnapshot, 'curated'));
   const hasTable = warehouseColumns.length > 0;
   // DuckDB refuses a parameter the statement does not use: the bounds only when a layer is read.
-  if (rawFiles.length || curatedFiles.length || hasTable) Object.assign(params, { from: window.from, to: window.to });
+  if (rawFiles.length || hasCurated || hasTable) Object.assign(params, { from: window.from, to: window.to });
   // One pass: each event_id of the window with the copies each layer holds.
   const [row] = await queryRows(
     conn,
     `WITH ids AS (
        SELECT event_id, count_if(layer = 0) > 0 AS in_raw, count_if(layer = 1) AS curated, count_if(layer = 2) AS warehouse
        FROM (${rawFiles.length ? `SELECT 0 AS layer, ${id} AS event_id FROM ${scanParquet('$raw_files')} WHERE ${inWindow(`CAST(${time} AS TIMESTAMPTZ)`)}` : none}
-             UNION ALL ${curatedFiles.length ? `SELECT 1, ${id} FROM ${scanParquet('$curated_files')} WHERE ${inWindow(time)}` : none}
+             UNION ALL ${hasCurated ? `SELECT 1, ${id} FROM ${curatedScan(curatedSnapshot, 'curated')} WHERE ${inWindow(time)}` : none}
              UNION ALL ${hasTable ? `SELECT 2, ${id} FROM ${ident(source)} WHERE ${inWindow(time)}` : none})
        GROUP BY event_id)
      SELECT count_if(in_raw) AS raw, coalesce(sum(curated), 0) AS curated, count_if(curated > 0) AS curated_distinct, coalesce(sum(warehouse), 0) AS warehouse,
@@ -238,9 +238,11 @@ export function queryActivities(config: Config) {
   const warehouse = warehousePath(config);
   return {
     /** The window's counts per layer and the checks that must hold once it is loaded. */
-    async checkQuality(input: { window: TimeWindow }): Promise<QualityResult> {
-      return heartbeating(() => withCuratedLayer('read', async () => {
+    async checkQuality(input: CuratedRead): Promise<QualityResult> {
+      return heartbeating(async () => {
         const window = parseWindow(input.window);
+        // The snapshots the window's curate committed, as the load read them.
+        const curated = await Promise.all(SOURCES.map((source) => curatedFiles(config, source, window, input.snapshots?.[source])));
         // Before the first load there is no warehouse file: its tables count as empty.
         const loaded = existsSync(warehouse);
         return withDatabase(
@@ -249,8 +251,8 @@ export function queryActivities(config: Config) {
             const counts = { raw: zeroCounts(), curated: zeroCounts(), warehouse: zeroCounts() };
             const checks: QualityCheck[] = [];
             const tables = loaded ? await tablesColumnNames(conn) : new Map<string, string[]>();
-            for (const source of SOURCES) {
-              const result = await checkSource(conn, config, source, window, tables.get(source) ?? []);
+            for (const [i, source] of SOURCES.entries()) {
+              const result = await checkSource(conn, config, source, window, curated[i]!, tables.get(source) ?? []);
               counts.raw[source] = result.raw;
               counts.curated[source] = result.curated;
               counts.warehouse[source] = result.warehouse;
@@ -260,7 +262,7 @@ export function queryActivities(config: Config) {
           },
           { readOnly: true },
         );
-      }));
+      });
     },
 
     /** Raw rows (every copy, as landed) per source for each window, in the order given. */

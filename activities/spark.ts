@@ -4,16 +4,17 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { Context, heartbeat } from '@temporalio/activity';
 import { join } from 'node:path';
 import type { Config } from '../config';
-import { SOURCES, type Source } from '../schemas';
 import { runSparkJob, sparkJobLogTail, sparkJobStatus, startSparkJob, stopSparkJob, type SparkJobStatus } from '../spark/runner';
-import { withCuratedLayer } from './curated-lock';
 import { heartbeating } from './heartbeat';
+import { curateResultOf, curateSummarySchema } from './lake';
 import { ingestProgress } from './progress';
-import type { CurateResult, IngestProgress, SourceCounts, StreamingJobSpec, StreamingJobState, TimeWindow } from './types';
+import type { CurateResult, IngestProgress, StreamingJobSpec, StreamingJobState, TimeWindow } from './types';
 
 const POLL_MS = 2_000;
 /** SIGTERM → SIGKILL for a curate job: it keeps nothing worth a clean stop (it is re-run whole). */
 const CURATE_STOP_GRACE_MS = 15_000;
+/** The local target's curates: 4 shuffle partitions (2 cores; AQE merges small ones further). */
+const CURATE_SHUFFLE_PARTITIONS = 4;
 
 /** The curate job's name: one per range, so a retried activity on any worker finds the job by it. */
 export function curateJobName(window: TimeWindow): string {
@@ -97,9 +98,9 @@ export function sparkActivities(config: Config) {
       const { from, to } = input.window;
       const name = curateJobName(input.window);
       return heartbeating(async (ctx) => {
-        const result = await withCuratedLayer('write', async () => {
-          // Cancelled while it waited for its turn: there is nothing to stop.
-          if (ctx?.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
+        // No lock: writers of curated data are kept apart by Iceberg (one commit per table, and a
+        // commit that conflicts with another writer's fails the job, which is retried).
+        const result = await (async () => {
           owned.add(name);
           const stopOnCancel = ctx?.cancelled.catch((reason: unknown) => (stopsJob(reason) ? stopSparkJob(config, name, CURATE_STOP_GRACE_MS) : undefined));
           try {
@@ -112,25 +113,24 @@ export function sparkActivities(config: Config) {
               job: 'curate',
               master: config.spark.master,
               connect: config.spark.connect,
-              args: { lakeRoot: lake, from, to },
+              // Two cores: a handful of shuffle partitions per MERGE (curate.py --shuffle-partitions).
+              args: { lakeRoot: lake, from, to, shufflePartitions: CURATE_SHUFFLE_PARTITIONS },
               ...(owner && { owner }),
             });
           } finally {
             owned.delete(name);
             if (ctx?.cancellationSignal.aborted) await stopOnCancel;
           }
-        });
+        })();
         if (ctx?.cancellationSignal.aborted) throw ctx.cancellationSignal.reason;
         if (result.state !== 'succeeded') {
           throw ApplicationFailure.retryable(`curate job for ${from} → ${to} ${result.state} (exit code ${result.exitCode ?? '—'})`, 'SparkJobFailed', result.logTail);
         }
-        const sources = (result.summary?.sources ?? {}) as Partial<Record<Source, { rows_read: number; duplicates_dropped: number; rows_written: number }>>;
-        const rowsWritten = Object.fromEntries(SOURCES.map((s) => [s, sources[s]?.rows_written ?? 0])) as SourceCounts;
-        return {
-          rowsRead: SOURCES.reduce((n, s) => n + (sources[s]?.rows_read ?? 0), 0),
-          duplicatesDropped: SOURCES.reduce((n, s) => n + (sources[s]?.duplicates_dropped ?? 0), 0),
-          rowsWritten,
-        };
+        const summary = curateSummarySchema.safeParse(result.summary);
+        if (!summary.success) {
+          throw ApplicationFailure.nonRetryable(`curate job for ${from} → ${to} succeeded without a summary the activity can read: ${summary.error.message}`, 'SparkJobNoSummary', result.logTail);
+        }
+        return curateResultOf(summary.data);
       });
     },
   };

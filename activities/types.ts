@@ -69,8 +69,27 @@ export interface CurateResult {
   rowsRead: number;
   duplicatesDropped: number;
   rowsWritten: SourceCounts;
+  /**
+   * Per source, the curated Iceberg table's snapshot that holds this curate's commit (decimal
+   * string: ids are 64-bit), taken right after it: the load and the checks of the window read this
+   * snapshot. Absent for a table that has no snapshot yet; absent altogether from results recorded
+   * before the lake was Iceberg.
+   */
+  snapshots?: Snapshots;
   /** The remote run on the aws target (Glue job run id). */
   remoteId?: string;
+}
+
+/** Curated snapshot ids per source (see CurateResult.snapshots). */
+export type Snapshots = Partial<Record<Source, string>>;
+
+/**
+ * What the warehouse load and the checks read: a window of the curated tables, as of the given
+ * snapshots (a source without one: that table's current snapshot).
+ */
+export interface CuratedRead {
+  window: TimeWindow;
+  snapshots?: Snapshots;
 }
 
 export interface LoadResult {
@@ -170,8 +189,8 @@ export interface PipelineActivities {
 
   crawlLayer(input: { layer: Layer; window: TimeWindow }): Promise<CrawlResult>;
   curateWindow(input: { window: TimeWindow }): Promise<CurateResult>;
-  loadWarehouse(input: { window: TimeWindow }): Promise<LoadResult>;
-  checkQuality(input: { window: TimeWindow }): Promise<QualityResult>;
+  loadWarehouse(input: CuratedRead): Promise<LoadResult>;
+  checkQuality(input: CuratedRead): Promise<QualityResult>;
   /** Rows per source in raw for each window (late-data detection compares them with the load). */
   countRawWindows(input: { windows: TimeWindow[] }): Promise<SourceCounts[]>;
 

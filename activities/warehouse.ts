@@ -1,29 +1,14 @@
 // The local target's warehouse (Redshift on aws): <dataDir>/warehouse.duckdb with one table per
-// source, loaded from the curated layer one window at a time.
-import { withCuratedLayer } from './curated-lock';
+// source, loaded from the curated Iceberg tables one window at a time, as of the snapshot the
+// window's curate committed.
 import { heartbeating } from './heartbeat';
+import { curatedFiles, curatedParams, curatedScan, type SnapshotFiles } from './iceberg';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { join } from 'node:path';
 import type { Config } from '../config';
 import { SOURCES, type Source } from '../schemas';
-import {
-  EVENT_TIME,
-  describeParquet,
-  fileList,
-  hourPartitions,
-  ident,
-  inTransaction,
-  listParquet,
-  parseWindow,
-  scanParquet,
-  tableRoot,
-  tablesColumnNames,
-  withDatabase,
-  type Column,
-  type LakeFile,
-  type Window,
-} from './duckdb';
-import type { LoadResult, SourceCounts, TimeWindow } from './types';
+import { EVENT_TIME, ident, inTransaction, parseWindow, queryRows, tablesColumnNames, toText, withDatabase, type Column, type Window } from './duckdb';
+import type { CuratedRead, LoadResult, SourceCounts } from './types';
 
 /** Which windows were loaded when, with the rows each source received: the warehouse's own record. */
 const LOADED_WINDOWS = `CREATE TABLE IF NOT EXISTS loaded_windows (
@@ -55,19 +40,20 @@ async function conformTable(conn: DuckDBConnection, source: Source, curated: Col
  * Replaces the window's rows of one source with the curated ones; returns how many were inserted.
  * `columns`: the table's columns before the load, none when it does not exist yet.
  */
-async function replaceWindow(conn: DuckDBConnection, source: Source, files: LakeFile[], window: Window, columns: string[]): Promise<number> {
+async function replaceWindow(conn: DuckDBConnection, source: Source, files: SnapshotFiles, window: Window, columns: string[]): Promise<number> {
   const bounds = { from: window.from, to: window.to };
   const inWindow = `${ident(EVENT_TIME)} >= $from::TIMESTAMPTZ AND ${ident(EVENT_TIME)} < $to::TIMESTAMPTZ`;
-  const curated = await describeParquet(conn, files);
+  const params = curatedParams(files, 'curated');
+  const curated: Column[] =
+    files.data.length === 0
+      ? []
+      : (await queryRows(conn, `DESCRIBE SELECT * FROM ${curatedScan(files, 'curated')}`, params)).map((r) => ({ name: toText(r.column_name), type: toText(r.column_type) }));
   if (curated.length > 0) await conformTable(conn, source, curated, columns);
   else if (columns.length === 0) return 0;
   await conn.run(`DELETE FROM ${ident(source)} WHERE ${inWindow}`, bounds);
-  if (files.length === 0) return 0;
-  // Curated hour partitions also hold the neighbouring windows' rows: only the window's are loaded.
-  const inserted = await conn.run(`INSERT INTO ${ident(source)} BY NAME SELECT * FROM ${scanParquet('$files')} WHERE ${inWindow}`, {
-    ...bounds,
-    files: fileList(files),
-  });
+  if (files.data.length === 0) return 0;
+  // A data file of the hour may also hold the neighbouring windows' rows: only the window's are loaded.
+  const inserted = await conn.run(`INSERT INTO ${ident(source)} BY NAME SELECT * FROM ${curatedScan(files, 'curated')} WHERE ${inWindow}`, { ...bounds, ...params });
   return inserted.rowsChanged;
 }
 
@@ -77,21 +63,23 @@ export function warehouseActivities(config: Config) {
     /**
      * Makes the warehouse hold exactly the curated rows of the window, for every source, in one
      * transaction: a retry or a re-run (late data) gives the same rows, and a failure part-way
-     * leaves the previous load of the window in place.
+     * leaves the previous load of the window in place. Each table is read as of the snapshot the
+     * window's curate committed (input.snapshots), so a later commit to the table (another
+     * window, a re-run of this one) never changes what this load reads.
      */
-    async loadWarehouse(input: { window: TimeWindow }): Promise<LoadResult> {
-      return heartbeating(() => withCuratedLayer('read', async () => {
+    async loadWarehouse(input: CuratedRead): Promise<LoadResult> {
+      return heartbeating(async () => {
         const window = parseWindow(input.window);
-        const partitions = hourPartitions(window);
+        // Planned before the database is taken: the file is another process's meanwhile.
+        const planned = await Promise.all(SOURCES.map((source) => curatedFiles(config, source, window, input.snapshots?.[source])));
         return withDatabase(database, async (conn) => {
           await conn.run(LOADED_WINDOWS);
           const rows = await inTransaction(conn, async () => {
             const counts = {} as SourceCounts;
             const tables = await tablesColumnNames(conn);
-            for (const source of SOURCES) {
-              const files = await listParquet(tableRoot(config, 'curated', source), partitions);
+            for (const [i, source] of SOURCES.entries()) {
               try {
-                counts[source] = await replaceWindow(conn, source, files, window, tables.get(source) ?? []);
+                counts[source] = await replaceWindow(conn, source, planned[i]!, window, tables.get(source) ?? []);
               } catch (err) {
                 throw new Error(`loading ${source} for ${window.label} from curated failed, nothing was changed: ${(err as Error).message}`);
               }
@@ -112,7 +100,7 @@ export function warehouseActivities(config: Config) {
           });
           return { rows };
         });
-      }));
+      });
     },
   };
 }

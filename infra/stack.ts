@@ -1,8 +1,9 @@
 // Everything the aws target runs on, in one stack: the lake buckets, the Glue catalog, crawlers
-// and curate job, what EMR needs for the streaming step, Redshift, Athena, the Kafka secret and
-// the worker's own permissions. Secure by construction: no bucket can be public or read without
-// TLS, every role names the resources it may touch, no credential appears anywhere (Redshift
-// manages its admin password in Secrets Manager; the Kafka secret's value is set out of band).
+// and the curate job (which commits the curated Iceberg tables), what EMR needs for the streaming
+// step, Redshift, Athena, the Kafka secret and the worker's own permissions. Secure by
+// construction: no bucket can be public or read without TLS, every role names the resources it may
+// touch, no credential appears anywhere (Redshift manages its admin password in Secrets Manager;
+// the Kafka secret's value is set out of band).
 // Its outputs are the aws target's settings, one per SMARTCITY_* variable (config/aws-outputs.ts).
 import { join } from 'node:path';
 import { Aws, CfnOutput, Duration, RemovalPolicy, Stack, Stage, Tags, type StackProps } from 'aws-cdk-lib';
@@ -19,8 +20,21 @@ import { EMR_RELEASE } from '../activities/aws/emr';
 import { outputKey } from '../config/aws-outputs';
 import { SPARK_ARTIFACTS, buildSparkBundle } from './spark-bundle';
 
-/** Glue 5.0: Spark 3.5, Python 3.11, the line the local target and EMR run. */
-const GLUE_VERSION = '5.0';
+/**
+ * Glue 5.1: Spark 3.5.6, Python 3.11 and Iceberg 1.10.0, the Iceberg line spark/iceberg-pom.xml pins
+ * for the local target (docs.aws.amazon.com/glue/latest/dg/aws-glue-programming-etl-format-iceberg.html).
+ */
+export const GLUE_VERSION = '5.1';
+
+/**
+ * What a Glue job cannot set from its script: Iceberg's jars (--datalake-formats) and Spark's SQL
+ * extensions (a static setting, read when the session starts; MERGE INTO needs them). curate.py
+ * configures its Iceberg catalog `lake` itself.
+ */
+export const ICEBERG_JOB_ARGUMENTS = {
+  '--datalake-formats': 'iceberg',
+  '--conf': 'spark.sql.extensions=org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions',
+} as const;
 
 /**
  * What crawlers skip: Spark's streaming sink log and checkpoints (metadata, not data: crawled, they
@@ -92,9 +106,10 @@ export class SmartcityStack extends Stack {
     // ---- Glue: catalog, crawlers, curate job -------------------------------------------------
     const database = new glue.CfnDatabase(this, 'GlueDatabase', {
       catalogId: account,
-      databaseInput: { name: databaseName, description: 'smartcity lake: raw_<source> and curated_<source> tables' },
+      databaseInput: { name: databaseName, description: 'smartcity lake: raw_<source> tables (crawled) and <source> tables (curated, Iceberg)' },
     });
     const catalogArns = [arn('glue', 'catalog'), arn('glue', `database/${databaseName}`), arn('glue', `table/${databaseName}/*`)];
+    const readCatalog = (sid: string) => new iam.PolicyStatement({ sid, actions: ['glue:GetDatabase', 'glue:GetTable', 'glue:GetTables'], resources: catalogArns });
     const glueLogs = (group: string) => [arn('logs', `log-group:${group}`), arn('logs', `log-group:${group}:log-stream:*`)];
 
     const crawlerRole = new iam.Role(this, 'CrawlerRole', {
@@ -150,14 +165,24 @@ export class SmartcityStack extends Stack {
       return c;
     };
     const rawCrawler = crawler('RawCrawler', 'raw', raw);
+    // Nothing runs it any more: each curate's Iceberg commit registers its table. It stays because
+    // the aws settings still name it (SMARTCITY_GLUE_CURATED_CRAWLER, config/index.ts); the worker
+    // may not start it.
     const curatedCrawler = crawler('CuratedCrawler', 'curated', curated);
 
     const curateRole = new iam.Role(this, 'CurateJobRole', {
       assumedBy: new iam.ServicePrincipal('glue.amazonaws.com'),
-      description: 'Glue curate job: reads raw, writes curated and its run summaries',
+      description: 'Glue curate job: reads raw, commits the curated Iceberg tables, writes its run summaries',
     });
     raw.grantRead(curateRole, 'raw/*');
-    curated.grantReadWrite(curateRole, 'curated/*');
+    // The Iceberg tables at s3://<curated>/<source>/: data and metadata files written, read, and
+    // deleted when a commit fails or old snapshots expire.
+    curated.grantReadWrite(curateRole);
+    // Iceberg's Glue catalog: the namespace must exist; a table is created on the first commit and
+    // each commit swaps its metadata location (UpdateTable with the version it read).
+    curateRole.addToPolicy(
+      new iam.PolicyStatement({ sid: 'IcebergCatalog', actions: ['glue:GetDatabase', 'glue:GetTable', 'glue:CreateTable', 'glue:UpdateTable'], resources: catalogArns }),
+    );
     artifacts.grantRead(curateRole, `${SPARK_ARTIFACTS.prefix}*`);
     artifacts.grantReadWrite(curateRole, '_runs/curate/*');
     artifacts.grantReadWrite(curateRole, 'glue-temp/*');
@@ -183,6 +208,7 @@ export class SmartcityStack extends Stack {
       // which the activity retries), so two runs never rewrite the same curated partitions.
       executionProperty: { maxConcurrentRuns: 1 },
       defaultArguments: {
+        ...ICEBERG_JOB_ARGUMENTS,
         '--job-language': 'python',
         '--extra-py-files': s3Url(artifacts, SPARK_ARTIFACTS.pyFiles),
         '--schemas_dir': s3Url(artifacts, SPARK_ARTIFACTS.schemasDir),
@@ -273,9 +299,10 @@ export class SmartcityStack extends Stack {
     // ---- Redshift ----------------------------------------------------------------------------
     const copyRole = new iam.Role(this, 'RedshiftCopyRole', {
       assumedBy: new iam.CompositePrincipal(new iam.ServicePrincipal('redshift.amazonaws.com'), new iam.ServicePrincipal('redshift-serverless.amazonaws.com')),
-      description: 'Role Redshift assumes for COPY ... IAM_ROLE: reads the curated layer only',
+      description: 'Role of the external schema Redshift reads the curated Iceberg tables through: the Glue database and the curated bucket, read only',
     });
-    curated.grantRead(copyRole, 'curated/*');
+    curated.grantRead(copyRole);
+    copyRole.addToPolicy(readCatalog('CuratedCatalogRead'));
 
     // ---- Athena --------------------------------------------------------------------------------
     const athenaOutputLocation = s3Url(athenaResults, 'results/');
@@ -305,7 +332,7 @@ export class SmartcityStack extends Stack {
     const allow = (sid: string, actions: string[], resources: string[], conditions?: Record<string, unknown>) =>
       workerPolicy.addStatements(new iam.PolicyStatement({ sid, actions, resources, ...(conditions && { conditions }) }));
 
-    allow('GlueCrawlers', ['glue:StartCrawler', 'glue:GetCrawler', 'glue:StopCrawler'], [rawCrawler, curatedCrawler].map((c) => arn('glue', `crawler/${c.ref}`)));
+    allow('GlueCrawlers', ['glue:StartCrawler', 'glue:GetCrawler', 'glue:StopCrawler'], [arn('glue', `crawler/${rawCrawler.ref}`)]);
     allow('GlueCurateJob', ['glue:StartJobRun', 'glue:GetJobRun', 'glue:GetJobRuns', 'glue:BatchStopJobRun'], [arn('glue', `job/${curateJob.ref}`)]);
     allow('GlueCatalogRead', ['glue:GetDatabase', 'glue:GetTable', 'glue:GetTables', 'glue:GetPartition', 'glue:GetPartitions', 'glue:BatchGetPartition'], catalogArns);
     allow(

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import type { Config } from '../config';
 import { catalogPath } from '../activities/catalog';
-import { fileList, ident, lakeRoot, listParquet, queryRows, scanParquet, tableColumnNames, toNumber, toText, withDatabase } from '../activities/duckdb';
+import { curatedFiles, curatedParams, curatedScan } from '../activities/iceberg';
+import { fileList, ident, lakeRoot, listParquet, parseWindow, queryRows, scanParquet, tableColumnNames, toNumber, toText, withDatabase } from '../activities/duckdb';
 import { zeroCounts } from '../activities/lake';
 import type { SourceCounts, TimeWindow } from '../activities/types';
 import { warehousePath } from '../activities/warehouse';
@@ -65,11 +66,20 @@ export async function readLake<T>(read: () => Promise<T>): Promise<T> {
   }
 }
 
+const ALL_TIME = parseWindow({ from: '1970-01-01T00:00:00Z', to: '9999-12-31T00:00:00Z' });
+
 export function layerRoot(config: Config, layer: LakeLayer, source: Source): string {
   return join(lakeRoot(config), layer, source);
 }
 
 async function countLayer(conn: DuckDBConnection, config: Config, layer: LakeLayer, source: Source): Promise<number> {
+  if (layer === 'curated') {
+    // An Iceberg table: its current snapshot's files minus their deleted rows.
+    const files = await curatedFiles(config, source, ALL_TIME);
+    if (files.data.length === 0) return 0;
+    const [row] = await queryRows(conn, `SELECT count(*) AS n FROM ${curatedScan(files, 'curated')}`, curatedParams(files, 'curated'));
+    return toNumber(row?.n);
+  }
   return readLake(async () => {
     const files = await listParquet(layerRoot(config, layer, source));
     if (files.length === 0) return 0;

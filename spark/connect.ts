@@ -50,7 +50,17 @@ export function connectClientEnv(config: Config, jobName: string): Record<string
  * the master and the settings first, in an order of its own, then these): how its pid record is
  * told from another process that got the pid.
  */
-export const connectServerExecsInto = (config: Config) => ['--class', SERVER_CLASS, '--name', SERVER_NAME, '--jars', jarsIn(tools.sparkConnectJarsDir(config)).join(','), 'spark-internal'];
+export const connectServerExecsInto = (config: Config) => ['--class', SERVER_CLASS, '--name', SERVER_NAME, '--jars', serverJars(config), 'spark-internal'];
+
+/**
+ * Iceberg's SQL extensions (MERGE INTO, the maintenance procedures): a static setting, so the
+ * server's (and a spark-submit's). The catalog itself is set by each client session
+ * (spark/smartcity_spark/lakehouse.py): sessions of several data dirs share the server.
+ */
+export const ICEBERG_EXTENSIONS = 'org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions';
+
+/** The Connect jar, its guard, Iceberg's runtime and the SQLite driver of the local catalog. */
+const serverJars = (config: Config) => [...jarsIn(tools.sparkConnectJarsDir(config)), ...jarsIn(tools.icebergJarsDir(config))].join(',');
 
 /** The server's spark-submit: the Connect jar, loopback ports, the stack's Spark master. */
 export function connectServerCommand(config: Config): string[] {
@@ -63,7 +73,7 @@ export function connectServerCommand(config: Config): string[] {
     '--class',
     SERVER_CLASS,
     '--jars',
-    jarsIn(tools.sparkConnectJarsDir(config)).join(','),
+    serverJars(config),
     '--driver-java-options',
     `-Dlog4j2.configurationFile=file:${join(PROJECT_ROOT, 'spark', 'log4j2.properties')}`,
     '--conf',
@@ -78,6 +88,8 @@ export function connectServerCommand(config: Config): string[] {
     // The UI's REST API is how a client sees its session's operations end: keep every execution.
     '--conf',
     'spark.sql.ui.retainedExecutions=100000',
+    '--conf',
+    `spark.sql.extensions=${ICEBERG_EXTENSIONS}`,
   ];
 }
 

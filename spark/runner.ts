@@ -20,6 +20,7 @@ import { PROJECT_ROOT, type Config, type SparkMaster } from '../config';
 import type { Source } from '../schemas';
 import { isAlive, logPath, runDir, runningProcess, startProcess, tailLog } from '../stack/processes';
 import { jarsIn, tools } from '../stack/tools';
+import { ICEBERG_EXTENSIONS } from './connect';
 import { connectClientEnv, ensureConnectServer, releaseConnectSession } from './connect';
 
 export type SparkJobKind = 'stream_ingest' | 'curate' | 'bare_copy';
@@ -64,6 +65,8 @@ export interface CurateArgs {
   emergencyMinutes?: number;
   weatherMaxGapMinutes?: number;
   schemasDir?: string;
+  /** Spark's shuffle partitions for the run (default: the session's, 200): see curate.py. */
+  shufflePartitions?: number;
   /** Where the job writes its JSON summary; default <lakeRoot>/_runs/curate/<job name>.json. */
   summaryPath?: string;
 }
@@ -261,6 +264,7 @@ function jobArgs(config: Config, spec: SparkJobSpec): { flags: string[]; progres
       flag(flags, 'to', args.to);
       flag(flags, 'radius-km', args.radiusKm);
       flag(flags, 'emergency-minutes', args.emergencyMinutes);
+      flag(flags, 'shuffle-partitions', args.shufflePartitions);
       flag(flags, 'weather-max-gap-minutes', args.weatherMaxGapMinutes);
       flag(flags, 'schemas-dir', args.schemasDir);
       flag(flags, 'summary-path', summaryPath);
@@ -341,8 +345,9 @@ function sparkCommand(config: Config, spec: SparkJobSpec, master: string, flags:
   if (!existsSync(script)) throw new Error(`Spark job ${spec.job} not found at ${script}`);
   // A Spark Connect client is a plain Python process: SPARK_REMOTE (its env) says where its session is.
   if (viaConnect(spec)) return [tools.python(config), script, ...flags, ...(spec.extraArgs ?? [])];
-  const jars = jarsIn(tools.sparkJarsDir(config));
-  const command = [tools.sparkSubmit(config), '--master', master, '--jars', jars.join(',')];
+  // Every job gets Iceberg (curate writes the curated tables; the jars cost the ingest job nothing).
+  const jars = [...jarsIn(tools.sparkJarsDir(config)), ...jarsIn(tools.icebergJarsDir(config))];
+  const command = [tools.sparkSubmit(config), '--master', master, '--jars', jars.join(','), '--conf', `spark.sql.extensions=${ICEBERG_EXTENSIONS}`];
   command.push('--driver-java-options', `-Dlog4j2.configurationFile=file:${join(sparkDir, 'log4j2.properties')}`);
   if (spec.driverMemory) command.push('--driver-memory', spec.driverMemory);
   for (const [key, value] of Object.entries(spec.conf ?? {})) command.push('--conf', `${key}=${value}`);

@@ -23,6 +23,8 @@ export const tools = {
   kafkaClasspath: (c: Config) => `${need(join(c.toolsDir, 'kafka', 'libs'), 'Kafka jars')}/*`,
   sparkJarsDir: (c: Config) => need(join(c.toolsDir, 'spark-jars'), 'Spark-Kafka connector jars'),
   sparkConnectJarsDir: (c: Config) => need(join(c.toolsDir, 'spark-connect'), 'Spark Connect server jar'),
+  /** Iceberg's Spark runtime and the SQLite JDBC driver of the local catalog. */
+  icebergJarsDir: (c: Config) => need(join(c.toolsDir, 'iceberg'), 'Iceberg Spark runtime jars'),
 };
 
 /** The jar files of a folder setup.sh filled, in a stable order; an error when there are none. */

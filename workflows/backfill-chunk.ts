@@ -1,13 +1,15 @@
 // backfillChunk: consecutive windows through the batch layers with one Spark run, as Dagster's
 // single-run backfill policy does: crawl raw → count raw (per window) → one curate over the whole
-// range → crawl curated, then one batchRun per window that only loads and checks it. Every window
+// range (one Iceberg commit per table), then one batchRun per window that only loads and checks it,
+// reading the snapshot the chunk committed. (Chunks recorded before the lake was Iceberg crawled
+// curated after the curate.) Every window
 // keeps its own run (and Web UI entry), status and checks; the controller records each window's
 // outcome from this workflow's result.
-import { ParentClosePolicy, defineQuery, executeChild, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ParentClosePolicy, defineQuery, executeChild, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { CurateResult, SourceCounts, TimeWindow } from '../activities/types';
 import { batchRun } from './batch-run';
-import { countRawWindows, crawlLayer, curateWindow, runError, timedStages, type RunError } from './batch-stages';
+import { ICEBERG_CURATED_PATCH, countRawWindows, crawlLayer, curateWindow, runError, timedStages, type RunError } from './batch-stages';
 import { iso, isoTime, parseInput } from './input';
 
 /** Most windows in one chunk: its history holds a child run per window (~7 events each). */
@@ -88,7 +90,8 @@ export async function backfillChunk(rawInput?: BackfillChunkInput): Promise<Back
     return counted;
   });
   const curated = await stage('curate', () => curateWindow({ window: range }));
-  const curatedCrawl = await stage('crawlCurated', () => crawlLayer({ layer: 'curated', window: range }));
+  // An Iceberg commit registers its table: nothing to crawl (runs recorded before did crawl).
+  const curatedCrawl = patched(ICEBERG_CURATED_PATCH) ? undefined : await stage('crawlCurated', () => crawlLayer({ layer: 'curated', window: range }));
 
   const curatedBy = workflowInfo().workflowId;
   const outcomes: ChunkWindowOutcome[] = [];
@@ -99,7 +102,7 @@ export async function backfillChunk(rawInput?: BackfillChunkInput): Promise<Back
     try {
       const result = await executeChild(batchRun, {
         workflowId,
-        args: [{ window, curatedBy: { workflowId: curatedBy, rawRows: counted } }],
+        args: [{ window, curatedBy: { workflowId: curatedBy, rawRows: counted, ...(curated.snapshots && { snapshots: curated.snapshots }) } }],
         // Cancelling or terminating the chunk cancels its runs, so their activities stop too.
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
       });
@@ -120,5 +123,5 @@ export async function backfillChunk(rawInput?: BackfillChunkInput): Promise<Back
   }
   await stage('windows', () => Promise.all(Array.from({ length: Math.min(input.loadConcurrency, windows.length) }, lane)));
   status.stage = 'done';
-  return { range, timings: status.timings, curated, schemaChanges: [...rawCrawl.schemaChanges, ...curatedCrawl.schemaChanges], windows: outcomes };
+  return { range, timings: status.timings, curated, schemaChanges: [...rawCrawl.schemaChanges, ...(curatedCrawl?.schemaChanges ?? [])], windows: outcomes };
 }

@@ -1,13 +1,14 @@
-// batchRun: one window through the batch layers — crawl raw → count raw → curate → crawl curated →
-// load the warehouse → check quality. Each stage is one activity; the workflow only sequences them,
-// times them and turns a failed quality check into a non-retryable DataQualityError. A window of a
+// batchRun: one window through the batch layers — crawl raw → count raw → curate (one Iceberg
+// commit per curated table) → load the warehouse → check quality, the load and the checks reading
+// the snapshots curate committed (runs recorded before the lake was Iceberg also crawl curated).
+// Each stage is one activity; the workflow only sequences them, times them and turns a failed quality check into a non-retryable DataQualityError. A window of a
 // backfillChunk arrives curated (the chunk ran the first four stages over all its windows at
 // once): its run loads and checks only.
 import { ApplicationFailure, defineQuery, patched, setHandler } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { CurateResult, QualityCheck, QualityResult, SourceCounts, TimeWindow } from '../activities/types';
-import { DATA_QUALITY_ERROR, checkQuality, checkQualityLocal, countRawWindows, crawlLayer, curateWindow, loadWarehouse, loadWarehouseLocal, timedStages } from './batch-stages';
-import { countsSchema } from './counts';
+import type { CurateResult, QualityCheck, QualityResult, Snapshots, SourceCounts, TimeWindow } from '../activities/types';
+import { DATA_QUALITY_ERROR, ICEBERG_CURATED_PATCH, checkQuality, checkQualityLocal, countRawWindows, crawlLayer, curateWindow, loadWarehouse, loadWarehouseLocal, timedStages } from './batch-stages';
+import { countsSchema, snapshotsSchema } from './counts';
 import { iso, isoTime, parseInput } from './input';
 import { DEFAULT_ALLOWED_LATENESS_SECONDS, DEFAULT_WINDOW_MINUTES, MINUTE_MS, windowAt, windowLabel } from './windows';
 
@@ -28,7 +29,15 @@ export const batchRunInputSchema = z
      * Set by a backfillChunk that crawled raw, counted raw and curated this window with the rest of
      * its chunk, then crawled curated: this run only loads and checks. `rawRows` is the chunk's count.
      */
-    curatedBy: z.object({ workflowId: z.string().min(1), rawRows: countsSchema }).strict().optional(),
+    curatedBy: z
+      .object({
+        workflowId: z.string().min(1),
+        rawRows: countsSchema,
+        /** The curated snapshots the chunk committed (absent from chunks recorded before the lake was Iceberg). */
+        snapshots: snapshotsSchema.optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .refine((i) => i.curatedBy === undefined || i.window !== undefined, { error: 'a run curated by a chunk needs its window', path: ['window'] });
@@ -84,9 +93,11 @@ export async function batchRun(rawInput?: BatchRunInput): Promise<BatchRunResult
 
   let rawRows: SourceCounts;
   let curated: CurateResult | undefined;
+  let snapshots: Snapshots | undefined;
   const schemaChanges: string[] = [];
   if (input.curatedBy) {
     rawRows = input.curatedBy.rawRows;
+    snapshots = input.curatedBy.snapshots;
   } else {
     const rawCrawl = await stage('crawlRaw', () => crawlLayer({ layer: 'raw', window }));
     // Counted after the raw crawl (Athena sees only crawled partitions) and before curating: an event
@@ -94,15 +105,24 @@ export async function batchRun(rawInput?: BatchRunInput): Promise<BatchRunResult
     const [counted] = await stage('countRaw', () => countRawWindows({ windows: [window] }));
     if (!counted) throw ApplicationFailure.nonRetryable('countRawWindows returned no counts for the window', 'ActivityContractError');
     rawRows = counted;
-    curated = await stage('curate', () => curateWindow({ window }));
-    const curatedCrawl = await stage('crawlCurated', () => crawlLayer({ layer: 'curated', window }));
-    schemaChanges.push(...rawCrawl.schemaChanges, ...curatedCrawl.schemaChanges);
+    const curatedNow = await stage('curate', () => curateWindow({ window }));
+    curated = curatedNow;
+    snapshots = curatedNow.snapshots;
+    schemaChanges.push(...rawCrawl.schemaChanges);
+    // An Iceberg commit registers its table: nothing to crawl (runs recorded before did crawl).
+    if (!patched(ICEBERG_CURATED_PATCH)) {
+      const curatedCrawl = await stage('crawlCurated', () => crawlLayer({ layer: 'curated', window }));
+      schemaChanges.push(...curatedCrawl.schemaChanges);
+    }
   }
   // A window its chunk curated loads and checks through local activities (runs recorded before
   // the patch replay with activity tasks).
   const local = input.curatedBy !== undefined && patched('chunk-window-local-activities');
-  const load = await stage('load', () => (local ? loadWarehouseLocal : loadWarehouse)({ window }));
-  const quality = await stage('quality', () => (local ? checkQualityLocal : checkQuality)({ window }));
+  // Both read the snapshots curate committed: a later commit (a re-run, another window) never
+  // changes what this window's load and checks see.
+  const read = { window, ...(snapshots && { snapshots }) };
+  const load = await stage('load', () => (local ? loadWarehouseLocal : loadWarehouse)(read));
+  const quality = await stage('quality', () => (local ? checkQualityLocal : checkQuality)(read));
 
   if (!quality.passed) {
     const failedChecks = quality.checks.filter((c) => !c.passed);

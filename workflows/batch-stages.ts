@@ -6,6 +6,13 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import { z } from 'zod';
 import type { PipelineActivities } from '../activities/types';
 
+/**
+ * The curated layer became Iceberg tables: curate commits and registers each table, so the batch
+ * runs no longer crawl curated, and their loads and checks read the snapshot curate committed.
+ * Histories recorded before the patch replay with the curated crawl.
+ */
+export const ICEBERG_CURATED_PATCH = 'iceberg-curated';
+
 /** Failure type of a batch run whose data failed its quality checks; retrying the run as is won't help. */
 export const DATA_QUALITY_ERROR = 'DataQualityError';
 

@@ -10,6 +10,9 @@ const SOURCE_NAMES = Object.keys(ZERO_COUNTS) as [Source, ...Source[]];
 
 export const countsSchema = z.record(z.enum(SOURCE_NAMES), z.number().int().nonnegative());
 
+/** Curated Iceberg snapshot ids per source (decimal strings: 64-bit ids). */
+export const snapshotsSchema = z.partialRecord(z.enum(SOURCE_NAMES), z.string().regex(/^\d{1,19}$/));
+
 export function addCounts(a: SourceCounts, b: SourceCounts): SourceCounts {
   return Object.fromEntries(SOURCE_NAMES.map((s) => [s, a[s] + b[s]])) as SourceCounts;
 }

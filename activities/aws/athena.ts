@@ -1,6 +1,6 @@
-// Athena on the aws target: queries over the Glue Data Catalog's lake tables (raw_<source>,
-// curated_<source>) in Athena's Trino dialect, and the raw counts of late-data detection. The
-// window quality checks build on this module (./quality).
+// Athena on the aws target: queries over the Glue Data Catalog's lake tables (raw_<source>, crawled;
+// <source>, the curated Iceberg tables) in Athena's Trino dialect, and the raw counts of late-data
+// detection. The window quality checks build on this module (./quality).
 import {
   GetQueryExecutionCommand,
   StartQueryExecutionCommand,
@@ -15,7 +15,7 @@ import { ident, rowNumber, sqlString, timestampLiteral, type Row } from '../sql'
 import type { PipelineActivities, SourceCounts, TimeWindow } from '../types';
 import type { AwsDeps } from './clients';
 import { awsCall } from './errors';
-import { tableName, catalogTables, type Catalog, type CatalogTable } from './glue';
+import { tableName, catalogTables, snapshotId, type Catalog, type CatalogTable } from './glue';
 import { idempotencyToken, runRemoteOperation, type RemoteOperation } from './operation';
 
 // ---- one Athena query: start, wait, fetch ----------------------------------------------------
@@ -114,6 +114,15 @@ export function partitionFilter(table: CatalogTable, partitions: string[]): stri
     return `("date" = ${value('date', date)} AND "hour" = ${value('hour', hour)})`;
   });
   return terms.length ? `(${terms.join(' OR ')})` : 'FALSE';
+}
+
+/**
+ * A curated Iceberg table in a FROM clause: `"<database>"."<source>"`, as of the snapshot when one
+ * is given (Athena engine 3's version travel, `FOR VERSION AS OF <snapshot id>`).
+ */
+export function curatedFrom(deps: AwsDeps, table: CatalogTable, source: Source, snapshot?: string): string {
+  const name = `${ident(deps.aws.glue.database)}.${ident(table.name)}`;
+  return snapshot === undefined ? name : `${name} FOR VERSION AS OF ${snapshotId(source, snapshot)}`;
 }
 
 /** Raw holds event_time as sent (ISO text); curated as a timestamp. */

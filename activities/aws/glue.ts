@@ -1,6 +1,7 @@
 // Glue on the aws target: the Data Catalog as the other services see it (the lake's tables and
-// their columns), the raw/curated crawlers that fill it and the curate job (ETL). Crawls and job
-// runs are each one remote operation: start or join, wait with heartbeats, fetch the result or
+// their columns), the raw crawler that fills it with raw_<source> tables, and the curate job (ETL),
+// whose Iceberg commits register the curated tables (<database>.<source>) themselves. Crawls and
+// job runs are each one remote operation: start or join, wait with heartbeats, fetch the result or
 // the evidence of the failure.
 import {
   BatchStopJobRunCommand,
@@ -17,42 +18,50 @@ import {
   type Table,
 } from '@aws-sdk/client-glue';
 import { ApplicationFailure } from '@temporalio/common';
-import { z } from 'zod';
 import { SOURCES, type Source } from '../../schemas';
-import { describeChange, diffColumns, hourPartitions, parseWindow, type Column } from '../lake';
-import type { CrawlResult, CurateResult, Layer, PipelineActivities, SourceCounts, TimeWindow } from '../types';
+import { curateResultOf, curateSummarySchema, describeChange, diffColumns, hourPartitions, parseWindow, type Column } from '../lake';
+import type { CrawlResult, CurateResult, Layer, PipelineActivities, TimeWindow } from '../types';
 import type { AwsDeps } from './clients';
 import { awsCall, awsFailure, classifyAwsError } from './errors';
 import { logTail } from './logs';
 import { runRemoteOperation } from './operation';
-import { curateSummaryKey, latestLanding, layerRoot, readJson, s3Uri, scriptUri } from './s3';
+import { curatedRoot, curateSummaryKey, latestLanding, layerRoot, readJson, s3Uri, scriptUri } from './s3';
 import { sqlString } from '../sql';
 
 // ---- the Data Catalog as Athena and Redshift see it ---------------------------------------------
 
 export interface CatalogColumn {
   name: string;
-  /** Hive type as the crawler wrote it: string, bigint, double, timestamp, decimal(10,2)… */
+  /** Hive type as the crawler or Iceberg's Glue catalog wrote it: string, bigint, double, timestamp, decimal(10,2)… */
   type: string;
 }
 
 export interface CatalogTable {
   name: string;
-  /** Columns of the files, in file order (what a Parquet COPY maps by position). */
+  /** Columns in table order: the files' (a crawled table), the current schema's (an Iceberg table). */
   columns: CatalogColumn[];
   partitionKeys: CatalogColumn[];
-  /** When the crawler last changed the table. */
+  /** An Iceberg table (table_type ICEBERG): the curated tables, which curate.py commits to. */
+  iceberg?: true;
+  /** When the crawler or the last commit changed the table. */
   updatedAt?: Date;
 }
 
 export type Catalog = Map<string, CatalogTable>;
 
-export const tableName = (layer: 'raw' | 'curated', source: Source): string => `${layer}_${source}`;
+/** raw_<source> as the raw crawler names it; the curated Iceberg table is the source's own name. */
+export const tableName = (layer: 'raw' | 'curated', source: Source): string => (layer === 'raw' ? `raw_${source}` : source);
+
+/**
+ * Iceberg's Glue catalog also lists the columns of the table's earlier schemas, marked
+ * iceberg.field.current=false (aws/.../glue/IcebergToGlueConverter.java): only the current ones count.
+ */
+const isCurrent = (c: { Parameters?: Record<string, string> }): boolean => c.Parameters?.['iceberg.field.current'] !== 'false';
 
 /** Every table of the configured Glue database, by name. */
 export async function catalogTables(deps: AwsDeps): Promise<Catalog> {
-  const columnsOf = (list: { Name?: string; Type?: string }[] | undefined) =>
-    (list ?? []).map((c) => ({ name: (c.Name ?? '').toLowerCase(), type: (c.Type ?? '').toLowerCase() }));
+  const columnsOf = (list: { Name?: string; Type?: string; Parameters?: Record<string, string> }[] | undefined) =>
+    (list ?? []).filter(isCurrent).map((c) => ({ name: (c.Name ?? '').toLowerCase(), type: (c.Type ?? '').toLowerCase() }));
   const catalog: Catalog = new Map();
   for (const t of await glueTables(deps)) {
     if (!t.Name) continue;
@@ -61,10 +70,44 @@ export async function catalogTables(deps: AwsDeps): Promise<Catalog> {
       name: t.Name,
       columns: columnsOf(t.StorageDescriptor?.Columns),
       partitionKeys: columnsOf(t.PartitionKeys),
+      ...(t.Parameters?.table_type?.toUpperCase() === 'ICEBERG' && { iceberg: true as const }),
       ...(updatedAt && { updatedAt }),
     });
   }
   return catalog;
+}
+
+/**
+ * The curated Iceberg table of a source, or undefined before its first curate created it. A table
+ * of that name that is not Iceberg (a crawler's, someone's own) fails for good: nothing would read
+ * the curated commits from it.
+ */
+export function curatedTable(deps: AwsDeps, catalog: Catalog, source: Source): CatalogTable | undefined {
+  const table = catalog.get(tableName('curated', source));
+  if (table && !table.iceberg) {
+    throw ApplicationFailure.nonRetryable(
+      `the Glue table ${deps.aws.glue.database}.${table.name} is not an Iceberg table (no table_type ICEBERG): the curated layer of ${source} is the Iceberg table spark/jobs/curate.py commits to; drop or rename the other table`,
+      'Aws.CuratedTableNotIceberg',
+    );
+  }
+  return table;
+}
+
+/**
+ * A curate committed a snapshot of `source`, yet the catalog has no table for it: someone dropped
+ * it, or the job writes to another database than the activities read. Fails for good.
+ */
+export function curatedTableMissing(deps: AwsDeps, windowLabel: string, source: Source, snapshot: string): ApplicationFailure {
+  return ApplicationFailure.nonRetryable(
+    `the curate of ${windowLabel} committed snapshot ${snapshotId(source, snapshot)} of ${source}, but the Glue database ${deps.aws.glue.database} has no table ${tableName('curated', source)}: was it dropped, or does the curate job write to another database?`,
+    'Aws.CuratedTableMissing',
+  );
+}
+
+/** Snapshot ids are 64-bit integers, passed as decimal strings; anything else is refused before it reaches SQL. */
+export function snapshotId(source: Source, id: string): string {
+  if (!/^\d{1,19}$/.test(id)) throw ApplicationFailure.nonRetryable(`snapshot id of ${source} ${JSON.stringify(id)} is not a decimal snapshot id`, 'InvalidInput');
+  return id;
 }
 
 // ---- crawlers ----------------------------------------------------------------------------------
@@ -145,8 +188,20 @@ async function startCrawler(deps: AwsDeps, name: string): Promise<boolean> {
 }
 
 function crawlerOf(deps: AwsDeps, layer: Layer): string {
-  if (layer !== 'raw' && layer !== 'curated') throw ApplicationFailure.nonRetryable(`unknown layer ${JSON.stringify(layer)}; expected raw or curated`, 'InvalidInput');
-  return layer === 'raw' ? deps.aws.glue.rawCrawler : deps.aws.glue.curatedCrawler;
+  if (layer !== 'raw') throw ApplicationFailure.nonRetryable(`unknown layer ${JSON.stringify(layer)}; expected raw or curated`, 'InvalidInput');
+  return deps.aws.glue.rawCrawler;
+}
+
+/**
+ * The curated layer needs no crawl: each curate's Iceberg commit updates its table in the Glue
+ * catalog. Runs started before that still ask for one; they get the curated tables as they are,
+ * with nothing added or changed, from one catalog listing.
+ */
+async function curatedTables(deps: AwsDeps): Promise<CrawlResult> {
+  const startedAt = new Date().toISOString();
+  const catalog = await catalogTables(deps);
+  const tables = SOURCES.filter((s) => curatedTable(deps, catalog, s)).map((s) => tableName('curated', s)).sort();
+  return { layer: 'curated', tables, partitionsAdded: 0, schemaChanges: [], startedAt };
 }
 
 function crawlFailure(crawler: string, c: Crawler): ApplicationFailure {
@@ -162,6 +217,7 @@ function crawlFailure(crawler: string, c: Crawler): ApplicationFailure {
 function crawlActivity(deps: AwsDeps) {
   return async (input: { layer: Layer; window: TimeWindow }): Promise<CrawlResult> => {
     const { layer, window } = input;
+    if (layer === 'curated') return curatedTables(deps);
     const crawler = crawlerOf(deps, layer);
     const w = parseWindow(window);
     return runRemoteOperation<CrawlHandle, CrawlResult>(deps, {
@@ -207,17 +263,19 @@ function crawlActivity(deps: AwsDeps) {
 const ACTIVE_RUN_STATES = new Set(['STARTING', 'RUNNING', 'WAITING']);
 const FAILED_RUN_STATES = new Set(['FAILED', 'ERROR', 'TIMEOUT', 'STOPPED', 'EXPIRED']);
 
-const sourceSummary = z.object({ rows_read: z.number(), duplicates_dropped: z.number(), rows_written: z.number() });
-const curateSummary = z.object({ sources: z.partialRecord(z.enum(SOURCES as unknown as [Source, ...Source[]]), sourceSummary) });
-
-/** The curate job's arguments, in Glue's `--name_with_underscores` form that getResolvedOptions reads. */
+/**
+ * The curate job's arguments, in Glue's `--name_with_underscores` form that getResolvedOptions
+ * reads: the curated tables are <database>.<source> in the Glue catalog, at <curated root>/<source>.
+ */
 function curateArguments(deps: AwsDeps, window: TimeWindow): Record<string, string> {
   const w = parseWindow(window);
   return {
     '--from': w.from,
     '--to': w.to,
     '--raw_root': layerRoot(deps.aws, 'raw'),
-    '--curated_root': layerRoot(deps.aws, 'curated'),
+    '--curated_root': curatedRoot(deps.aws),
+    '--catalog_type': 'glue',
+    '--namespace': deps.aws.glue.database,
     '--schemas_dir': scriptUri(deps.aws, 'schemasDir'),
     '--summary_path': s3Uri(deps.aws.buckets.artifacts, curateSummaryKey(window)),
   };
@@ -261,18 +319,15 @@ async function curateResult(deps: AwsDeps, window: TimeWindow, runId: string, wh
   const bucket = deps.aws.buckets.artifacts;
   const key = curateSummaryKey(window);
   const raw = await readJson(deps, bucket, key);
-  const parsed = curateSummary.safeParse(raw);
+  const parsed = curateSummarySchema.safeParse(raw);
   if (raw === undefined || !parsed.success) {
     throw ApplicationFailure.nonRetryable(
       `${what} succeeded but ${s3Uri(bucket, key)} ${raw === undefined ? 'does not exist' : `is not a curate summary (${parsed.error?.message})`}: is the job's script the current spark/jobs/curate.py?`,
       'Glue.NoRunSummary',
     );
   }
-  const sources = parsed.data.sources;
   return {
-    rowsRead: SOURCES.reduce((n, s) => n + (sources[s]?.rows_read ?? 0), 0),
-    duplicatesDropped: SOURCES.reduce((n, s) => n + (sources[s]?.duplicates_dropped ?? 0), 0),
-    rowsWritten: Object.fromEntries(SOURCES.map((s) => [s, sources[s]?.rows_written ?? 0])) as SourceCounts,
+    ...curateResultOf(parsed.data),
     remoteId: runId,
   };
 }

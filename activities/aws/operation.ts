@@ -15,8 +15,12 @@ export interface RemoteOperation<H, R> {
   /** The run already started for the same work, if any (retry safety). */
   find?(): Promise<H | undefined>;
   start(): Promise<H>;
-  /** Throws (a non-retryable ApplicationFailure with evidence) when the remote work failed. */
-  poll(handle: H): Promise<{ done: false; progress?: unknown } | { done: true; result: R }>;
+  /**
+   * Throws (a non-retryable ApplicationFailure with evidence) when the remote work failed. A poll
+   * that moved the work on to a new remote handle (the next phase of a sequence) returns it as
+   * `handle`: from then on it is polled, heartbeated and cancelled instead.
+   */
+  poll(handle: H): Promise<{ done: false; progress?: unknown; handle?: H } | { done: true; result: R }>;
   cancel(handle: H): Promise<void>;
 }
 
@@ -53,6 +57,7 @@ export async function runRemoteOperation<H, R>(deps: AwsDeps, op: RemoteOperatio
     for (;;) {
       const status = await op.poll(handle);
       if (status.done) return status.result;
+      if (status.handle !== undefined) handle = status.handle;
       beat({ handle, ...(status.progress !== undefined && { progress: status.progress }) });
       // Rejects with CancelledFailure as soon as a cancellation arrives with a heartbeat response.
       await ctx.sleep(deps.pollIntervalMs);
@@ -76,10 +81,11 @@ export async function runRemoteOperation<H, R>(deps: AwsDeps, op: RemoteOperatio
  */
 export async function awaitOperation<H, R>(deps: AwsDeps, op: RemoteOperation<H, R>, deadlineMs: number): Promise<R> {
   const deadline = Date.now() + deadlineMs;
-  const handle = (await op.find?.()) ?? (await op.start());
+  let handle: H = (await op.find?.()) ?? (await op.start());
   for (;;) {
     const status = await op.poll(handle);
     if (status.done) return status.result;
+    if (status.handle !== undefined) handle = status.handle;
     if (Date.now() >= deadline) {
       await op.cancel(handle);
       throw new Error(`${op.what} did not finish within ${Math.round(deadlineMs / 1000)} s, so it was stopped`);
@@ -113,17 +119,59 @@ export function allOperations<P extends Record<string, RemoteOperation<unknown, 
       return handles as Handles;
     },
     async poll(handles) {
+      let moved: Handles | undefined;
       for (const key of keys) {
         if (finished.has(key)) continue;
-        const status = await parts[key]!.poll(handles[key]);
+        const status = await parts[key]!.poll((moved ?? handles)[key]);
         if (status.done) finished.set(key, status.result);
+        else if (status.handle !== undefined) moved = { ...(moved ?? handles), [key]: status.handle };
       }
-      if (finished.size < keys.length) return { done: false, progress: { finished: keys.filter((k) => finished.has(k)) } };
+      if (finished.size < keys.length) return { done: false, progress: { finished: keys.filter((k) => finished.has(k)) }, ...(moved && { handle: moved }) };
       return { done: true, result: Object.fromEntries(finished) as { [K in keyof P]: ResultOf<P[K]> } };
     },
     async cancel(handles) {
       await Promise.all(keys.filter((k) => !finished.has(k)).map((k) => parts[k]!.cancel(handles[k])));
     },
+  };
+}
+
+/** Which of a sequence's two operations is running, and its handle. */
+export type SequenceHandle<H1, H2> = { phase: 'first'; handle: H1 } | { phase: 'then'; handle: H2 };
+
+/**
+ * Two remote operations one after the other, as one (a load's external schema, then its
+ * statements): `then` starts once `first` has finished. The handle names the phase, so a retry
+ * resumes whichever was running, and a cancel stops that one. `then` is called for the second
+ * operation whenever it is needed (also on a resumed attempt): it must give the same one each time.
+ */
+export function sequenceOperations<H1, H2, R>(what: string, first: RemoteOperation<H1, unknown>, then: () => RemoteOperation<H2, R>): RemoteOperation<SequenceHandle<H1, H2>, R> {
+  const startThen = async (): Promise<SequenceHandle<H1, H2>> => {
+    const op = then();
+    return { phase: 'then', handle: (await op.find?.()) ?? (await op.start()) };
+  };
+  return {
+    what,
+    async find() {
+      const handle = await first.find?.();
+      return handle === undefined ? undefined : { phase: 'first', handle };
+    },
+    start: async () => ({ phase: 'first', handle: await first.start() }),
+    async poll(h) {
+      // A handle of another shape (heartbeated by a version that ran the work as one operation)
+      // cannot be resumed here: the work starts over, from the first operation.
+      if (h?.phase !== 'first' && h?.phase !== 'then') return { done: false, progress: { restarted: true }, handle: { phase: 'first', handle: await first.start() } };
+      if (h.phase === 'then') {
+        const status = await then().poll(h.handle);
+        if (status.done) return status;
+        return { done: false, progress: status.progress, ...(status.handle !== undefined && { handle: { phase: 'then', handle: status.handle } }) };
+      }
+      const status = await first.poll(h.handle);
+      if (!status.done) {
+        return { done: false, progress: { first: status.progress }, ...(status.handle !== undefined && { handle: { phase: 'first', handle: status.handle } }) };
+      }
+      return { done: false, progress: { first: 'done' }, handle: await startThen() };
+    },
+    cancel: (h) => (h.phase === 'first' ? first.cancel(h.handle) : then().cancel(h.handle)),
   };
 }
 

@@ -1,15 +1,16 @@
 // The window quality checks on the aws target, the same as the local ones (activities/queries.ts):
 // same names, same QualityResult. Raw and curated are compared on Athena (Trino SQL over the Glue
-// tables), the warehouse on Redshift; curated and the warehouse compare by count and an
-// order-independent fingerprint of their event ids, so no id leaves either engine.
+// tables; curated as of the curate's Iceberg snapshot when the run knows it), the warehouse on
+// Redshift; curated and the warehouse compare by count and an order-independent fingerprint of
+// their event ids, so no id leaves either engine.
 import { SOURCES, type Source } from '../../schemas';
 import { EVENT_ID, hourPartitions, parseWindow, zeroCounts, type Window } from '../lake';
 import { bounds, examples, rulesOf, type ColumnRule } from '../../schemas/column-rules';
 import { ident, rowBigint, rowNumber, sqlString, type Row } from '../sql';
-import type { PipelineActivities, QualityCheck, QualityResult, TimeWindow } from '../types';
-import { inWindow, partitionFilter, queryOperation } from './athena';
+import type { CuratedRead, PipelineActivities, QualityCheck, QualityResult, Snapshots } from '../types';
+import { curatedFrom, inWindow, partitionFilter, queryOperation } from './athena';
 import type { AwsDeps } from './clients';
-import { catalogTables, tableName, type Catalog } from './glue';
+import { catalogTables, curatedTable, curatedTableMissing, tableName, type Catalog } from './glue';
 import { allOperations, idempotencyToken, runRemoteOperation, type RemoteOperation } from './operation';
 import { statementOperation, windowPredicate } from './redshift';
 
@@ -24,20 +25,29 @@ const lakeFingerprint = (column: string): string => `sum(from_base(substr(to_hex
 
 const EMPTY_IDS = `SELECT event_id FROM (VALUES CAST(NULL AS varchar)) AS t(event_id) WHERE FALSE`;
 
-/** Per source: raw distinct ids, curated rows, their differences with examples, curated fingerprint. */
-export function lakeQualitySql(catalog: Catalog, window: Window, sources: readonly Source[]): string {
+/**
+ * Per source: raw distinct ids, curated rows, their differences with examples, curated fingerprint.
+ * Curated is read as of the source's snapshot in `snapshots`, else as the table is now.
+ */
+export function lakeQualitySql(deps: AwsDeps, catalog: Catalog, window: Window, sources: readonly Source[], snapshots: Snapshots = {}): string {
   const partitions = hourPartitions(window);
   const ctes: string[] = [];
   const selects: string[] = [];
   for (const source of sources) {
-    const layerIds = (layer: 'raw' | 'curated', distinct: boolean) => {
-      const table = catalog.get(tableName(layer, source));
+    const rawIds = () => {
+      const table = catalog.get(tableName('raw', source));
       if (!table) return EMPTY_IDS;
-      return `SELECT ${distinct ? 'DISTINCT ' : ''}${ident(EVENT_ID)} AS event_id FROM ${ident(table.name)} WHERE ${partitionFilter(table, partitions)} AND ${inWindow(layer, window.from, window.to)}`;
+      return `SELECT DISTINCT ${ident(EVENT_ID)} AS event_id FROM ${ident(table.name)} WHERE ${partitionFilter(table, partitions)} AND ${inWindow('raw', window.from, window.to)}`;
+    };
+    // Iceberg prunes the hours(event_time) partitions from the predicate on event_time itself.
+    const curatedIds = () => {
+      const table = curatedTable(deps, catalog, source);
+      if (!table) return EMPTY_IDS;
+      return `SELECT ${ident(EVENT_ID)} AS event_id FROM ${curatedFrom(deps, table, source, snapshots[source])} WHERE ${inWindow('curated', window.from, window.to)}`;
     };
     const r = `r_${source}`;
     const c = `c_${source}`;
-    ctes.push(`${r} AS (${layerIds('raw', true)})`, `${c} AS (${layerIds('curated', false)})`);
+    ctes.push(`${r} AS (${rawIds()})`, `${c} AS (${curatedIds()})`);
     const diff = (a: string, b: string) => `(SELECT event_id FROM ${a} EXCEPT SELECT event_id FROM ${b})`;
     const sample = (a: string, b: string) => `(SELECT array_join(slice(array_sort(array_agg(event_id)), 1, 3), ', ') FROM ${diff(a, b)})`;
     selects.push(
@@ -230,20 +240,31 @@ function warehouseChecks(source: Source, lake: Row | undefined, wh: WarehouseQua
 
 export function qualityActivities(deps: AwsDeps): Pick<PipelineActivities, 'checkQuality'> {
   return {
-    /** The window's counts per layer (Athena over the lake, Redshift for the warehouse) and the checks that must hold once it is loaded. */
-    async checkQuality(input: { window: TimeWindow }): Promise<QualityResult> {
+    /**
+     * The window's counts per layer (Athena over the lake, Redshift for the warehouse) and the checks
+     * that must hold once it is loaded; curated as of `snapshots` where given.
+     */
+    async checkQuality(input: CuratedRead): Promise<QualityResult> {
       const window = parseWindow(input.window);
       const catalog = await catalogTables(deps);
-      const inLake = SOURCES.filter((s) => catalog.has(tableName('raw', s)) || catalog.has(tableName('curated', s)));
-      // The load creates a source's warehouse table once its curated table is catalogued.
-      const loaded = SOURCES.filter((s) => catalog.has(tableName('curated', s)));
+      const snapshots = input.snapshots ?? {};
+      const curated = new Map(SOURCES.flatMap((s) => {
+        const table = curatedTable(deps, catalog, s);
+        return table ? [[s, table] as const] : [];
+      }));
+      for (const [source, id] of Object.entries(snapshots) as [Source, string][]) {
+        if (!curated.has(source)) throw curatedTableMissing(deps, window.label, source, id);
+      }
+      const inLake = SOURCES.filter((s) => catalog.has(tableName('raw', s)) || curated.has(s));
+      // The load creates a source's warehouse table once its curated table exists.
+      const loaded = SOURCES.filter((s) => curated.has(s));
       const parts: Record<string, RemoteOperation<unknown, unknown>> = {};
       if (inLake.length) {
-        const sql = lakeQualitySql(catalog, window, inLake);
+        const sql = lakeQualitySql(deps, catalog, window, inLake, snapshots);
         parts.lake = queryOperation(deps, { what: `lake counts for ${window.label}`, sql, token: idempotencyToken('quality-lake', sql) });
       }
       if (loaded.length) {
-        const columns = loaded.map((s) => ({ source: s, columns: catalog.get(tableName('curated', s))!.columns.map((c) => c.name) }));
+        const columns = loaded.map((s) => ({ source: s, columns: curated.get(s)!.columns.map((c) => c.name) }));
         parts.warehouse = warehouseQualityOperation(deps, window, columns, (joined) => idempotencyToken('quality-warehouse', joined));
       }
       const results = Object.keys(parts).length

@@ -1,8 +1,10 @@
 // Redshift through the Data API on the aws target: running statements, and the warehouse load of a
-// curated window (the warehouse side of the quality checks is in ./quality). A load is, per source, one BatchExecuteStatement (one
-// transaction): COPY the window's curated hour partitions (Parquet) into a temp staging table,
-// delete the window's rows from the target, insert the staged rows of the window. Running it twice
-// gives the same rows. Serverless (workgroup) or provisioned (cluster + secret or db user) per config.
+// curated window (the warehouse side of the quality checks is in ./quality). Redshift reads the
+// curated Iceberg tables through an external schema on the Glue database (made once, by the load
+// itself, if missing). A load is then, per source, one BatchExecuteStatement (one transaction):
+// delete the window's rows from the target, insert the window's rows of the curated table. Running
+// it twice gives the same rows. Serverless (workgroup) or provisioned (cluster + secret or db user)
+// per config.
 import {
   BatchExecuteStatementCommand,
   CancelStatementCommand,
@@ -14,14 +16,13 @@ import {
 } from '@aws-sdk/client-redshift-data';
 import { ApplicationFailure } from '@temporalio/common';
 import { SOURCES, type Source } from '../../schemas';
-import { EVENT_TIME, hourPartitions, parseWindow, zeroCounts, type Window } from '../lake';
+import { EVENT_TIME, parseWindow, zeroCounts, type Window } from '../lake';
 import { ident, sqlString, timestampLiteral, type Row } from '../sql';
-import type { LoadResult, PipelineActivities, TimeWindow } from '../types';
+import type { CuratedRead, LoadResult, PipelineActivities } from '../types';
 import type { AwsDeps } from './clients';
 import { awsCall } from './errors';
-import { catalogTables, tableName, type CatalogColumn } from './glue';
-import { allOperations, idempotencyToken, runRemoteOperation, type RemoteOperation } from './operation';
-import { hasObjects, s3Uri } from './s3';
+import { catalogTables, curatedTable, curatedTableMissing, tableName, type CatalogColumn } from './glue';
+import { allOperations, idempotencyToken, runRemoteOperation, sequenceOperations, type RemoteOperation } from './operation';
 
 /** BatchExecuteStatement takes at most this many statements. */
 const MAX_BATCH = 40;
@@ -128,7 +129,7 @@ function statementFailure(what: string, id: string, d: DescribeStatementCommandO
   const fix =
     d.Status === 'ABORTED'
       ? 'it was cancelled outside this workflow; re-run the window'
-      : 'the transaction was rolled back, the warehouse is unchanged; fix what the error names (table, column, COPY role or S3 access), then re-run the window';
+      : 'the transaction was rolled back, the warehouse is unchanged; fix what the error names (table, column, external schema, Glue or S3 access of the COPY role), then re-run the window';
   return ApplicationFailure.create({
     type: d.Status === 'ABORTED' ? 'Redshift.StatementAborted' : 'Redshift.StatementFailed',
     message: `${what}: Redshift statement ${id} ${d.Status}: ${error}${part} — ${fix}`,
@@ -139,7 +140,7 @@ function statementFailure(what: string, id: string, d: DescribeStatementCommandO
 
 // ---- the load ----------------------------------------------------------------------------------
 
-/** Redshift type of a curated column as the Glue crawler catalogued it. */
+/** Redshift type of a curated column as the Glue catalog lists it (Iceberg's Glue catalog writes Hive type names). */
 export function redshiftType(column: CatalogColumn): string {
   const t = column.type;
   const simple: Record<string, string> = {
@@ -152,7 +153,7 @@ export function redshiftType(column: CatalogColumn): string {
     smallint: 'SMALLINT',
     tinyint: 'SMALLINT',
     boolean: 'BOOLEAN',
-    // Parquet timestamps are UTC instants; Redshift keeps them as UTC wall time.
+    // Curated timestamps are UTC instants; Redshift keeps them as UTC wall time.
     timestamp: 'TIMESTAMP',
     date: 'DATE',
   };
@@ -170,28 +171,41 @@ export const windowPredicate = (window: Window): string =>
   `${ident(EVENT_TIME)} >= ${timestampLiteral(window.from)} AND ${ident(EVENT_TIME)} < ${timestampLiteral(window.to)}`;
 
 /**
- * The statements of one source's load, in one transaction. The DDL comes from the curated table
- * the crawler made of the curated files: one column definition (the files, written by curate.py
- * from schemas/v1), in file order, because a Parquet COPY maps columns by position.
+ * The Redshift schema through which the load reads the curated Iceberg tables: an external schema
+ * on the Glue database, `<glue database>_lake` (apart from the warehouse's own schema, which may
+ * share the database's name).
  */
-export function loadStatements(deps: AwsDeps, source: Source, columns: CatalogColumn[], partitions: string[], window: Window): string[] {
-  const { schema, copyRoleArn } = deps.aws.redshift;
+export const lakeSchema = (deps: AwsDeps): string => `${deps.aws.glue.database}_lake`;
+
+/**
+ * Makes the external schema if it is missing, with the role Redshift reads the Glue catalog and the
+ * curated bucket as (the COPY role of the settings). Its own statement, committed before the loads
+ * start: external DDL is kept out of their transactions.
+ */
+export function lakeSchemaStatement(deps: AwsDeps): string {
+  return `CREATE EXTERNAL SCHEMA IF NOT EXISTS ${ident(lakeSchema(deps))} FROM DATA CATALOG DATABASE ${sqlString(deps.aws.glue.database)} IAM_ROLE ${sqlString(deps.aws.redshift.copyRoleArn)}`;
+}
+
+/**
+ * The statements of one source's load, in one transaction. The warehouse table takes the curated
+ * table's current columns (as the Glue catalog lists them; the INSERT names every column, so the
+ * order does not matter). Redshift reads the Iceberg table's current snapshot when the INSERT runs:
+ * it cannot read a given snapshot, so the load holds the window as of the latest commit.
+ */
+export function loadStatements(deps: AwsDeps, source: Source, columns: CatalogColumn[], window: Window): string[] {
+  const { schema } = deps.aws.redshift;
   const table = `${ident(schema)}.${ident(source)}`;
+  const curated = `${ident(lakeSchema(deps))}.${ident(tableName('curated', source))}`;
   const loadedWindows = `${ident(schema)}.loaded_windows`;
-  const stage = ident(`stage_${source}`);
   const ddl = columns.map((c) => `${ident(c.name)} ${redshiftType(c)}`).join(', ');
   const names = columns.map((c) => ident(c.name)).join(', ');
   const inWindow = windowPredicate(window);
   const windowKey = `window_from = ${timestampLiteral(window.from)} AND window_to = ${timestampLiteral(window.to)} AND source = ${sqlString(source)}`;
   return [
     `CREATE TABLE IF NOT EXISTS ${table} (${ddl})`,
-    `CREATE TEMP TABLE ${stage} (${ddl})`,
-    ...partitions.map(
-      (p) => `COPY ${stage} FROM ${sqlString(s3Uri(deps.aws.buckets.curated, `curated/${source}/${p}/`))} IAM_ROLE ${sqlString(copyRoleArn)} FORMAT AS PARQUET`,
-    ),
     `DELETE FROM ${table} WHERE ${inWindow}`,
-    // Curated hour partitions also hold the neighbouring windows' rows: only the window's are loaded.
-    `INSERT INTO ${table} (${names}) SELECT ${names} FROM ${stage} WHERE ${inWindow}`,
+    // The predicate on event_time prunes the table's hours(event_time) partitions to the window's.
+    `INSERT INTO ${table} (${names}) SELECT ${names} FROM ${curated} WHERE ${inWindow}`,
     `CREATE TABLE IF NOT EXISTS ${loadedWindows} (window_from TIMESTAMP NOT NULL, window_to TIMESTAMP NOT NULL, source VARCHAR(32) NOT NULL, row_count BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL)`,
     `DELETE FROM ${loadedWindows} WHERE ${windowKey}`,
     `INSERT INTO ${loadedWindows} SELECT ${timestampLiteral(window.from)}, ${timestampLiteral(window.to)}, ${sqlString(source)}, count(*), GETDATE() FROM ${table} WHERE ${inWindow}`,
@@ -202,27 +216,24 @@ export function loadStatements(deps: AwsDeps, source: Source, columns: CatalogCo
 export function redshiftActivities(deps: AwsDeps): Pick<PipelineActivities, 'loadWarehouse'> {
   return {
     /**
-     * Makes the warehouse hold exactly the curated rows of the window: per source one transaction
-     * (COPY to staging, delete the window, insert), all sources at once. A retry joins the
-     * statements already running (ClientToken); a re-run replaces the window again.
+     * Makes the warehouse hold exactly the curated rows of the window: per source with a curated
+     * table one transaction (delete the window, insert it from the Iceberg table), all sources at
+     * once, after the external schema exists. A retry joins the statements already running
+     * (ClientToken); a re-run replaces the window again. `snapshots` (the curate's commits) cannot
+     * be pinned on Redshift: the load reads each table's current snapshot (docs/aws.md).
      */
-    async loadWarehouse(input: { window: TimeWindow }): Promise<LoadResult> {
+    async loadWarehouse(input: CuratedRead): Promise<LoadResult> {
       const window = parseWindow(input.window);
       const catalog = await catalogTables(deps);
-      const partitions = hourPartitions(window);
       const parts: Record<string, RemoteOperation<string, Row[][]>> = {};
       for (const source of SOURCES) {
-        const landed: string[] = [];
-        for (const p of partitions) if (await hasObjects(deps, deps.aws.buckets.curated, `curated/${source}/${p}/`)) landed.push(p);
-        const curated = catalog.get(tableName('curated', source));
+        const curated = curatedTable(deps, catalog, source);
+        const snapshot = input.snapshots?.[source];
         if (!curated) {
-          if (landed.length === 0) continue; // nothing curated for this source yet: nothing to load
-          throw ApplicationFailure.nonRetryable(
-            `curated files of ${source} for ${window.label} exist but the Glue database ${deps.aws.glue.database} has no table ${tableName('curated', source)}: run the curated crawler (${deps.aws.glue.curatedCrawler}) first`,
-            'Aws.CuratedTableMissing',
-          );
+          if (snapshot === undefined) continue; // nothing curated for this source yet: nothing to load
+          throw curatedTableMissing(deps, window.label, source, snapshot);
         }
-        const sqls = loadStatements(deps, source, curated.columns, landed, window);
+        const sqls = loadStatements(deps, source, curated.columns, window);
         parts[source] = statementOperation(deps, {
           what: `warehouse load of ${source} for ${window.label}`,
           sqls,
@@ -232,7 +243,15 @@ export function redshiftActivities(deps: AwsDeps): Pick<PipelineActivities, 'loa
       }
       const rows = zeroCounts();
       if (Object.keys(parts).length === 0) return { rows };
-      const results = await runRemoteOperation(deps, allOperations(`warehouse load of ${window.label}`, parts));
+      const schemaSql = lakeSchemaStatement(deps);
+      const prepare = statementOperation(deps, {
+        what: `external schema ${lakeSchema(deps)} for the warehouse load of ${window.label}`,
+        sqls: [schemaSql],
+        results: [],
+        token: (joined) => idempotencyToken('lake-schema', joined),
+      });
+      const loads = allOperations(`warehouse load of ${window.label}`, parts);
+      const results = await runRemoteOperation(deps, sequenceOperations(`warehouse load of ${window.label}`, prepare, () => loads));
       for (const [source, result] of Object.entries(results)) rows[source as Source] = Number(result[0]?.[0]?.row_count ?? 0);
       return { rows };
     },

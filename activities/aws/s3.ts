@@ -1,6 +1,6 @@
-// The lake on S3: URIs of the layout (one bucket per layer, the same folders as the local lake),
-// landing checks (when did the window's data last change) and small JSON artifacts such as the
-// curate job's run summary.
+// The lake on S3: URIs of the layout (one bucket per layer; raw and quarantine in the same folders
+// as the local lake, curated as Iceberg tables at the curated bucket's root), landing checks (when
+// did the window's data last change) and small JSON artifacts such as the curate job's run summary.
 import { GetObjectCommand, ListObjectsV2Command, paginateListObjectsV2, type _Object } from '@aws-sdk/client-s3';
 import type { AwsSettings } from '../../config';
 import { SOURCES } from '../../schemas';
@@ -15,9 +15,18 @@ export function s3Uri(bucket: string, key = ''): string {
   return `s3://${bucket}/${key}`;
 }
 
-/** `s3://<bucket of the layer>/<layer>/`: the root the Spark jobs write and the crawler reads. */
+/** `s3://<bucket of the layer>/<layer>/`: the root the Spark jobs write and the crawler reads (raw, quarantine; curated before it was Iceberg). */
 export function layerRoot(aws: AwsSettings, layer: LakeLayer): string {
   return s3Uri(aws.buckets[layer], `${layer}/`);
+}
+
+/**
+ * `s3://<curated bucket>`: the curate job's --curated_root and its Iceberg catalog's warehouse.
+ * Each source's table lives at `<root>/<source>` (data/ and metadata/ below it), apart from the
+ * Parquet folders under curated/ that the curated layer had before it was Iceberg.
+ */
+export function curatedRoot(aws: AwsSettings): string {
+  return `s3://${aws.buckets.curated}`;
 }
 
 export function checkpointRoot(aws: AwsSettings, jobName: string): string {

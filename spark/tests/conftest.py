@@ -24,11 +24,12 @@ REPO = SPARK_DIR.parent
 sys.path.insert(0, str(SPARK_DIR))
 
 from jobs.stream_ingest import BatchWriter, default_brokers  # noqa: E402
+from smartcity_spark.lakehouse import EXTENSIONS  # noqa: E402
 from smartcity_spark.runtime import SQL_CONF, LakeFS, ship_package  # noqa: E402
 from smartcity_spark.schemas import default_schemas_dir, load_schemas, read_schema_dir  # noqa: E402
 from smartcity_spark.validation import MIB  # noqa: E402
 
-JARS = ",".join(str(p) for p in sorted((REPO / ".tools" / "spark-jars").glob("*.jar")))
+JARS = ",".join(str(p) for folder in ("spark-jars", "iceberg") for p in sorted((REPO / ".tools" / folder).glob("*.jar")))
 LOG4J = f"-Dlog4j2.configurationFile=file:{SPARK_DIR / 'log4j2.properties'}"
 SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
 # Test topics accept records above the job's 1 MB default so the oversized case can be sent.
@@ -63,6 +64,7 @@ def spark():
         .config("spark.driver.memory", "1g")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.jars", JARS)
+        .config("spark.sql.extensions", EXTENSIONS)
         .config("spark.driver.extraJavaOptions", LOG4J)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")

@@ -7,7 +7,6 @@ position is 1.111951 km away (haversine along a meridian is exact: R·Δφ).
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -15,6 +14,7 @@ from pyspark.sql import types as T
 
 import events as E
 from jobs import curate
+from smartcity_spark.runtime import SQL_CONF
 
 DAY = datetime(2026, 3, 2, tzinfo=timezone.utc)
 LAT, LON = 52.0, -1.0
@@ -75,25 +75,34 @@ def landed(root, land):
     return root
 
 
+def lake_session(spark):
+    """A session of its own per lake: a session keeps the catalog it loaded first (lakehouse.py)."""
+    session = spark.newSession()
+    for key, value in SQL_CONF.items():
+        session.conf.set(key, value)
+    return session
+
+
 @pytest.fixture(scope="module")
 def curated(tmp_path_factory, land, spark):
     lake = landed(tmp_path_factory.mktemp("curate") / "lake", land)
-    summary = curate.run(spark, args(lake, "2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z"))
-    return lake, summary
+    session = lake_session(spark)
+    summary = curate.run(session, args(lake, "2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z"))
+    return session, summary, lake
 
 
-def table(spark, lake, source):
-    return spark.read.parquet(str(lake / "curated" / source))
+def table(session, source):
+    return session.table(f"lake.curated.{source}")
 
 
-def snapshot(spark, lake, source) -> list:
-    frame = table(spark, lake, source)
+def snapshot(session, source) -> list:
+    frame = table(session, source)
     return sorted(tuple(r) for r in frame.select(*sorted(frame.columns)).collect())
 
 
 def test_vehicle_positions_get_the_hand_checked_weather_and_emergencies(spark, curated):
-    lake, _ = curated
-    rows = {r.event_id: r for r in table(spark, lake, "vehicle").collect()}
+    session, _, _ = curated
+    rows = {r.event_id: r for r in table(session, "vehicle").collect()}
 
     a, b, c, v2 = (rows[e["eventId"]] for e in (V1A, V1B, V1C, V2A))
     assert (a.weather_event_id, a.weather_temperature_c) == (W_A["eventId"], 8.0)
@@ -112,36 +121,53 @@ def test_vehicle_positions_get_the_hand_checked_weather_and_emergencies(spark, c
 
 
 def test_window_edges_duplicates_types_and_summary(spark, curated):
-    lake, summary = curated
-    vehicles = table(spark, lake, "vehicle")
+    session, summary, lake = curated
+    vehicles = table(session, "vehicle")
     assert sorted(r.event_id for r in vehicles.collect()) == sorted(e["eventId"] for e in (V1A, V1B, V1C, V2A))
     assert vehicles.schema["event_time"].dataType == T.TimestampType()
-    assert {(r.date, r.hour) for r in vehicles.select("date", "hour").distinct().collect()} == {("2026-03-02", "10")}
-    assert not {"kafka_offset", "batch_id", "ingest_time"} & set(vehicles.columns)
+    # Hidden partitioning: one hour partition, no date/hour columns.
+    hours = session.sql("SELECT DISTINCT partition.event_time_hour AS h FROM lake.curated.vehicle.files").collect()
+    assert [h.h for h in hours] == [(at(10, 0) - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(hours=1)]
+    assert not {"kafka_offset", "batch_id", "ingest_time", "date", "hour"} & set(vehicles.columns)
 
+    snapshots = {s: summary["sources"][s].pop("snapshot_id") for s in summary["sources"]}
+    current = {r.snapshot_id for r in session.sql("SELECT snapshot_id FROM lake.curated.vehicle.refs").collect()}
+    assert {int(snapshots["vehicle"])} == current
     assert summary["sources"]["vehicle"] == {"rows_read": 5, "duplicates_dropped": 1, "rows_written": 4}
     assert summary["sources"]["gps"] == {"rows_read": 1, "duplicates_dropped": 0, "rows_written": 1}
     assert summary["sources"]["weather"]["rows_written"] == 5  # W_B … W_F; W_A is 09:55
     assert summary["sources"]["emergency"]["rows_written"] == 4  # E1 … E4; E5 is 09:50
     assert summary["vehicle_enrichment"] == {"with_weather": 3, "with_emergency": 3}
     written = json.loads((lake / "_runs" / "curate" / "20260302T100000000000Z_20260302T110000000000Z.json").read_text())
-    assert written["sources"] == summary["sources"]
+    assert {s: {k: v for k, v in c.items() if k != "snapshot_id"} for s, c in written["sources"].items()} == summary["sources"]
 
 
-def test_a_rerun_gives_identical_output_and_leaves_other_windows_alone(spark, tmp_path, land, curated):
-    lake = tmp_path / "lake"
-    shutil.copytree(curated[0], lake)  # raw landed and [10:00, 11:00) curated once already
+def test_a_rerun_gives_identical_output_and_leaves_other_windows_alone(spark, tmp_path, land):
+    lake = landed(tmp_path / "lake", land)
+    session = lake_session(spark)
     ten, eleven, noon = "2026-03-02T10:00:00Z", "2026-03-02T11:00:00Z", "2026-03-02T12:00:00Z"
-    curate.run(spark, args(lake, eleven, noon))
-    before = {s: snapshot(spark, lake, s) for s in ("vehicle", "gps", "weather")}
-    assert V1D["eventId"] in {r.event_id for r in table(spark, lake, "vehicle").collect()}
+    curate.run(session, args(lake, ten, eleven))
+    curate.run(session, args(lake, eleven, noon))
+    before = {s: snapshot(session, s) for s in ("vehicle", "gps", "weather")}
+    assert V1D["eventId"] in {r.event_id for r in table(session, "vehicle").collect()}
+    commits = session.sql("SELECT count(*) AS n FROM lake.curated.vehicle.snapshots").collect()[0].n
 
-    curate.run(spark, args(lake, ten, eleven))
-    assert {s: snapshot(spark, lake, s) for s in before} == before
+    summary = curate.run(session, args(lake, ten, eleven))
+    assert {s: snapshot(session, s) for s in before} == before
+    # One commit per table and run: the re-run's, and it is the snapshot the summary names.
+    history = session.sql("SELECT snapshot_id FROM lake.curated.vehicle.snapshots ORDER BY committed_at").collect()
+    assert len(history) == commits + 1 and str(history[-1].snapshot_id) == summary["sources"]["vehicle"]["snapshot_id"]
 
     # A window that covers part of an hour replaces only that part of it.
     late = vehicle("car-3", 0, at(10, 40))
     land(lake, [late], 2)
-    curate.run(spark, args(lake, "2026-03-02T10:30:00Z", "2026-03-02T10:50:00Z"))
-    after = {r.event_id for r in table(spark, lake, "vehicle").collect()}
+    curate.run(session, args(lake, "2026-03-02T10:30:00Z", "2026-03-02T10:50:00Z"))
+    after = {r.event_id for r in table(session, "vehicle").collect()}
     assert after == {e["eventId"] for e in (V1A, V1B, V1C, V1D, V2A, late)}
+
+    # A window whose rows went from raw (a replayed topic compacted, a fixed producer) loses them in
+    # curated: the table holds exactly what the window's curate computed, also when that is less.
+    (lake / "raw" / "vehicle").rename(lake / "raw" / "vehicle-gone")
+    curate.run(session, args(lake, "2026-03-02T10:30:00Z", "2026-03-02T10:50:00Z"))
+    after = {r.event_id for r in table(session, "vehicle").collect()}
+    assert after == {e["eventId"] for e in (V1A, V1B, V1D)}

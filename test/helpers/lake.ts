@@ -2,19 +2,50 @@
 // source of truth for exactly-once, independent of the pipeline's own listing and counting code
 // (a bug there must not hide itself). Folder patterns name the partition depth of each layer, so
 // Spark's staging folders (`.spark-staging-*`, `_temporary`) and bookkeeping files never match.
+// Curated is Iceberg: read whole by pyiceberg (deletes applied by Iceberg's own reader), not by
+// the pipeline's planner and DuckDB anti-join (activities/iceberg.ts).
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { PROJECT_ROOT } from '../../config';
 import type { DuckDBConnection } from '@duckdb/node-api';
 import { withDatabase } from '../../activities/duckdb';
 import type { Source } from '../../schemas';
 
 export type LakeLayer = 'raw' | 'curated';
 
-const LAYOUT: Record<LakeLayer | 'quarantine', string> = {
+const LAYOUT: Record<'raw' | 'quarantine', string> = {
   raw: 'date=*/hour=*/batch_id=*/*.parquet',
-  curated: 'date=*/hour=*/*.parquet',
   quarantine: 'date=*/batch_id=*/*.parquet',
 };
+
+// Every row of the table's current snapshot, as Iceberg reads it, grouped per event id.
+const ICEBERG_IDS = `
+import json, sys
+from pathlib import Path
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import NoSuchTableError
+lake, source = sys.argv[1], sys.argv[2]
+db = Path(lake) / "_catalog" / "iceberg.sqlite"
+out = {}
+if db.exists():
+    try:
+        table = SqlCatalog("lake", uri=f"sqlite:///{db}", warehouse=f"file://{lake}").load_table(("curated", source))
+        rows = table.scan(selected_fields=("event_id", "event_time")).to_arrow().to_pylist()
+    except NoSuchTableError:
+        rows = []
+    for r in rows:
+        copies, t = out.get(r["event_id"], (0, None))
+        out[r["event_id"]] = (copies + 1, t or r["event_time"].strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z")
+print(json.dumps([{"event_id": k, "copies": c, "event_time": t} for k, (c, t) in out.items()]))
+`;
+
+async function curatedRows(lakeRoot: string, source: Source): Promise<Record<string, unknown>[]> {
+  const python = join(process.env.SMARTCITY_TOOLS_DIR ?? join(PROJECT_ROOT, '.tools'), 'venv', 'bin', 'python');
+  const { stdout } = await promisify(execFile)(python, ['-c', ICEBERG_IDS, lakeRoot, source], { maxBuffer: 1 << 30 });
+  return JSON.parse(stdout) as Record<string, unknown>[];
+}
 
 /** Copies per event id (and the event time of one copy): what one source's table holds. */
 export interface IdCounts {
@@ -73,6 +104,7 @@ const ID_QUERY = (from: string) =>
 
 /** Event ids of one source in a lake layer, as the Parquet files under `<lakeRoot>/<layer>/<source>` hold them. */
 export async function lakeIds(lakeRoot: string, layer: LakeLayer, source: Source): Promise<IdCounts> {
+  if (layer === 'curated') return idCounts(await curatedRows(lakeRoot, source));
   const pattern = join(lakeRoot, layer, source, LAYOUT[layer]);
   return withDatabase(undefined, async (conn) =>
     idCounts(await rowsOf(conn, ID_QUERY(`read_parquet(${sqlString(pattern)}, union_by_name = true, hive_partitioning = false)`))),

@@ -215,6 +215,30 @@ export async function createLakeTable(world: MotoWorld, name: string, columns: C
   );
 }
 
+/**
+ * A curated table as Iceberg's Glue catalog registers it on a curate's first commit (table_type
+ * ICEBERG, the metadata file's location, the current schema's columns; no Glue partitions), at
+ * s3://<curated bucket>/<source>. Nothing is written to S3: the activities read only the catalog.
+ */
+export async function createIcebergTable(world: MotoWorld, source: string, columns: CatalogColumn[]): Promise<void> {
+  const aws = world.config.aws!;
+  const location = `s3://${aws.buckets.curated}/${source}`;
+  await world.clients.glue.send(
+    new CreateTableCommand({
+      DatabaseName: aws.glue.database,
+      TableInput: {
+        Name: source,
+        TableType: 'EXTERNAL_TABLE',
+        Parameters: { table_type: 'ICEBERG', metadata_location: `${location}/metadata/00000-0b1c.metadata.json` },
+        StorageDescriptor: {
+          Location: location,
+          Columns: columns.map((c, i) => ({ Name: c.name, Type: c.type, Parameters: { 'iceberg.field.id': String(i + 1), 'iceberg.field.optional': 'true', 'iceberg.field.current': 'true' } })),
+        },
+      },
+    }),
+  );
+}
+
 /** The raw and curated crawlers, as infra/ defines them. */
 export async function createCrawlers(world: MotoWorld): Promise<void> {
   const aws = world.config.aws!;

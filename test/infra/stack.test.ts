@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
-import { SmartcityStack } from '../../infra/stack';
+import { GLUE_VERSION, ICEBERG_JOB_ARGUMENTS, SmartcityStack } from '../../infra/stack';
 import { SPARK_ARTIFACTS } from '../../infra/spark-bundle';
 import {
   activitySdkCalls,
@@ -33,6 +33,16 @@ import {
   type PolicyProps,
   type RoleProps,
 } from './template-checks';
+
+/** The statements of a role's default policy (CDK's `<Role>DefaultPolicy…`). */
+const roleStatements = (t: CfnTemplate, role: string) => {
+  const found = resourcesOfType<PolicyProps>(t, 'AWS::IAM::Policy').filter(([id]) => id.startsWith(`${role}DefaultPolicy`));
+  assert.equal(found.length, 1, `one default policy of ${role}`);
+  return [found[0]![1].PolicyDocument.Statement].flat();
+};
+const actionsOf = (s: { Action?: string | string[] }) => [s.Action ?? []].flat();
+/** A resource as text with CloudFormation's pseudo parameters and references reduced to their names. */
+const resourceText = (r: unknown) => JSON.stringify(r).replace(/\{"Ref":"AWS::(\w+)"\}/g, '$1').replace(/\{"Fn::GetAtt":\["(\w+?)[0-9A-F]{8}","Arn"\]\}/g, '$1');
 
 /** A deep copy to tamper with: each check must catch its own kind of mistake. */
 const copy = (t: CfnTemplate): CfnTemplate => structuredClone(t);
@@ -136,11 +146,35 @@ describe('infra stack (synthesized in-process)', () => {
     const job = firstOfType<GlueJobProps>(template, 'AWS::Glue::Job');
     assert.match(JSON.stringify(job.Command.ScriptLocation), new RegExp(`"/${SPARK_ARTIFACTS.curateScript}"`));
     assert.match(JSON.stringify(job.DefaultArguments['--extra-py-files']), new RegExp(`"/${SPARK_ARTIFACTS.pyFiles}"`));
-    assert.equal(job.GlueVersion, '5.0');
+    assert.equal(job.GlueVersion, '5.1');
     assert.equal(job.ExecutionProperty.MaxConcurrentRuns, 1);
     const [deploymentId, deployment] = resourcesOfType<{ DestinationBucketKeyPrefix: string }>(template, 'Custom::CDKBucketDeployment')[0]!;
     assert.equal(deployment.DestinationBucketKeyPrefix, SPARK_ARTIFACTS.prefix);
     assert.ok(template.Resources.CurateJob!.DependsOn!.includes(deploymentId), 'the job must wait for its script');
+  });
+
+  test('the curate job runs on Glue 5.1 (Iceberg 1.10.0) with Iceberg\'s jars and SQL extensions, which its script cannot set', () => {
+    const job = firstOfType<GlueJobProps>(template, 'AWS::Glue::Job');
+    assert.equal(GLUE_VERSION, '5.1');
+    assert.equal(job.DefaultArguments['--datalake-formats'], 'iceberg');
+    assert.equal(job.DefaultArguments['--conf'], 'spark.sql.extensions=org.apache.iceberg.spark.extensions.IcebergSparkSessionExtensions');
+    assert.deepEqual(ICEBERG_JOB_ARGUMENTS, { '--datalake-formats': 'iceberg', '--conf': job.DefaultArguments['--conf'] });
+  });
+
+  test('the curate job role: Iceberg\'s Glue catalog calls on the stack\'s database and its tables only, read/write of the curated bucket', () => {
+    const statements = roleStatements(template, 'CurateJobRole');
+    const glue = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('glue:')));
+    assert.equal(glue.length, 1);
+    assert.deepEqual(actionsOf(glue[0]!).sort(), ['glue:CreateTable', 'glue:GetDatabase', 'glue:GetTable', 'glue:UpdateTable']);
+    assert.deepEqual([glue[0]!.Resource].flat().map(resourceText), [
+      '{"Fn::Join":["",["arn:",Partition,":glue:",Region,":",AccountId,":catalog"]]}',
+      '{"Fn::Join":["",["arn:",Partition,":glue:",Region,":",AccountId,":database/smartcity"]]}',
+      '{"Fn::Join":["",["arn:",Partition,":glue:",Region,":",AccountId,":table/smartcity/*"]]}',
+    ]);
+    const curated = statements.filter((s) => resourceText(s.Resource).includes('CuratedBucket'));
+    assert.equal(curated.length, 1);
+    for (const action of ['s3:GetObject*', 's3:List*', 's3:PutObject', 's3:DeleteObject*']) assert.ok(actionsOf(curated[0]!).includes(action), action);
+    assert.deepEqual([curated[0]!.Resource].flat().map(resourceText), ['CuratedBucket', '{"Fn::Join":["",[CuratedBucket,"/*"]]}'], 'the tables live at the bucket\'s root');
   });
 
   test('EMR: the cluster runs Spark with our roles; the service role may pass only the nodes\' role', () => {
@@ -169,13 +203,24 @@ describe('infra stack (synthesized in-process)', () => {
     });
   });
 
-  test('Redshift Serverless: the admin password is managed by Redshift; the COPY role reads curated only', () => {
+  test('Redshift Serverless: the admin password is managed by Redshift; the external schema\'s role reads the Glue database and the curated bucket only', () => {
     assertions.hasResourceProperties('AWS::RedshiftServerless::Namespace', { ManageAdminPassword: true, DbName: 'smartcity' });
     assertions.hasResourceProperties('AWS::RedshiftServerless::Workgroup', { PubliclyAccessible: false });
-    const copyPolicy = resourcesOfType<PolicyProps>(template, 'AWS::IAM::Policy').find(([id]) => id.startsWith('RedshiftCopyRole'))![1];
-    const text = JSON.stringify(copyPolicy.PolicyDocument);
+    const statements = roleStatements(template, 'RedshiftCopyRole');
+    const text = JSON.stringify(statements);
     assert.match(text, /CuratedBucket/);
-    assert.doesNotMatch(text, /RawBucket|QuarantineBucket|ArtifactsBucket|CheckpointsBucket|Put|Delete/);
+    assert.doesNotMatch(text, /RawBucket|QuarantineBucket|ArtifactsBucket|CheckpointsBucket|Put|Delete|Create|Update/);
+    const glue = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('glue:')));
+    assert.deepEqual(glue.flatMap(actionsOf).sort(), ['glue:GetDatabase', 'glue:GetTable', 'glue:GetTables']);
+    assert.deepEqual([glue[0]!.Resource].flat().map(resourceText).map((r) => /:(catalog|database\/\w+|table\/\w+\/\*)"/.exec(r)?.[1]), ['catalog', 'database/smartcity', 'table/smartcity/*']);
+  });
+
+  test('the worker may run the raw crawler only: nothing crawls the curated Iceberg tables', () => {
+    const crawlers = workerStatements(template).filter((s) => s.Sid === 'GlueCrawlers');
+    assert.equal(crawlers.length, 1);
+    const resources = [crawlers[0]!.Resource].flat().map(resourceText);
+    assert.equal(resources.length, 1);
+    assert.match(resources[0]!, /crawler\/",\{"Ref":"RawCrawler/);
   });
 
   test('nothing secret in the template: the Kafka secret is generated, no password property is set', () => {

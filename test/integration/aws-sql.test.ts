@@ -1,12 +1,13 @@
 // The SQL of the aws target checked by real engines, not by regular expressions: every statement
 // the activities send to Athena and Redshift is produced by the real activity code (SDK clients
-// mocked, the statements captured as sent) and parsed by sqlglot in the engine's dialect; the
-// warehouse load's statements also run on PostgreSQL, with the types Redshift uses, against real
-// rows. PostgreSQL is where Redshift comes from, but three things of these statements are
-// Redshift's own, and the test stands in for them:
-// - COPY … FROM 's3://…' IAM_ROLE … FORMAT AS PARQUET: Redshift's S3 loader (PostgreSQL's COPY
-//   reads a server file or the client's stream). Each COPY of an hour partition becomes an INSERT
-//   of that partition's rows into the staging table; COPY itself stays mocked (and parsed).
+// mocked, the statements captured as sent) and parsed by sqlglot in the engine's dialect (Redshift's
+// CREATE EXTERNAL SCHEMA, which sqlglot has no grammar for, by test/helpers/sql_parse.py's check of
+// the documented syntax); the warehouse load's statements also run on PostgreSQL, with the types
+// Redshift uses, against real rows. PostgreSQL is where Redshift comes from, but three things of
+// these statements are Redshift's own, and the test stands in for them:
+// - CREATE EXTERNAL SCHEMA … FROM DATA CATALOG and the curated Iceberg table it shows: a plain
+//   schema of that name with a table holding the rows of the table's current snapshot (what
+//   Redshift reads: it cannot read another snapshot). A re-curate's commit replaces those rows.
 // - GETDATE(): Redshift's name for the statement's timestamp; defined here as PostgreSQL's
 //   localtimestamp.
 // - strtol(text, base) in the warehouse quality check: Redshift's text-to-integer in a base;
@@ -23,11 +24,11 @@ import {
   GetStatementResultCommand,
   type BatchExecuteStatementCommandInput,
 } from '@aws-sdk/client-redshift-data';
-import { ListObjectsV2Command, type ListObjectsV2CommandInput } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { athenaActivities } from '../../activities/aws/athena';
 import type { CatalogColumn } from '../../activities/aws/glue';
 import { qualityActivities, warehouseQualitySql } from '../../activities/aws/quality';
-import { redshiftActivities } from '../../activities/aws/redshift';
+import { redshiftActivities, redshiftType } from '../../activities/aws/redshift';
 import { parseWindow } from '../../activities/lake';
 import { sqlString, timestampLiteral } from '../../activities/sql';
 import { readAwsStoredState } from '../../report/aws';
@@ -37,11 +38,11 @@ import { unparsable, type Statement } from '../helpers/sqlglot';
 
 const TIMEOUT = { timeout: 120_000 };
 const info = { workflowExecution: { workflowId: 'batch-sql', runId: 'run-1' }, activityId: '4' };
-/** Spans two hour partitions, so the load COPYs twice and the lake queries filter two partitions. */
+/** Spans two hour partitions: the raw queries filter two partitions, the curated rows of both hours hold neighbours. */
 const window = { from: '2026-03-02T12:55:00.000Z', to: '2026-03-02T13:05:00.000Z' };
 const later = { from: '2026-03-02T13:05:00.000Z', to: '2026-03-02T13:10:00.000Z' };
 
-/** gps as the crawler catalogues the curated files (Hive types), in file order. */
+/** gps as Iceberg's Glue catalog lists the curated table's columns (Hive types), in table order. */
 const GPS: CatalogColumn[] = [
   { name: 'event_id', type: 'string' },
   { name: 'source', type: 'string' },
@@ -59,7 +60,8 @@ const GPS: CatalogColumn[] = [
 ];
 const RAW_GPS = GPS.map((c) => (c.name === 'event_time' ? { ...c, type: 'string' } : c));
 
-function glueTable(name: string, columns: CatalogColumn[], hourType = 'string') {
+/** A raw table as the crawler makes it: the files' columns, date/hour partitions. */
+function rawTable(name: string, columns: CatalogColumn[], hourType = 'string') {
   return {
     Name: name,
     StorageDescriptor: { Columns: columns.map((c) => ({ Name: c.name, Type: c.type })) },
@@ -70,23 +72,33 @@ function glueTable(name: string, columns: CatalogColumn[], hourType = 'string') 
   };
 }
 
+/** A curated table as Iceberg's Glue catalog registers it: table_type ICEBERG, partitioned in Iceberg (hours(event_time)), not in Glue. */
+function icebergTable(name: string, columns: CatalogColumn[]) {
+  return {
+    Name: name,
+    Parameters: { table_type: 'ICEBERG', metadata_location: `s3://sc-curated/${name}/metadata/00001-a.metadata.json` },
+    StorageDescriptor: { Location: `s3://sc-curated/${name}`, Columns: columns.map((c) => ({ Name: c.name, Type: c.type, Parameters: { 'iceberg.field.current': 'true' } })) },
+  };
+}
+
+/** The curate's commits the checks read (gps as of its snapshot; vehicle without one, as it is now). */
+const SNAPSHOTS = { gps: '9007199254740993' };
+
 /**
  * A lake with every shape the SQL builders handle: raw and curated gps; vehicle with an integer
- * hour partition; weather raw only (its curated side is the empty id set); curated landed in both
- * hours for gps, in one for vehicle. Athena and Redshift answer every statement at once.
+ * hour partition; weather raw only (its curated side is the empty id set). Athena and Redshift
+ * answer every statement at once.
  */
 function stubAws(mocks: AwsMocks): void {
   mocks.glue.on(GetTablesCommand).resolves({
     TableList: [
-      glueTable('raw_gps', RAW_GPS),
-      glueTable('curated_gps', GPS),
-      glueTable('raw_vehicle', RAW_GPS, 'int'),
-      glueTable('curated_vehicle', GPS.slice(0, 7), 'int'),
-      glueTable('raw_weather', RAW_GPS.slice(0, 7)),
+      rawTable('raw_gps', RAW_GPS),
+      icebergTable('gps', GPS),
+      rawTable('raw_vehicle', RAW_GPS, 'int'),
+      icebergTable('vehicle', GPS.slice(0, 7)),
+      rawTable('raw_weather', RAW_GPS.slice(0, 7)),
     ],
   });
-  const landed = new Set(['curated/gps/date=2026-03-02/hour=12/', 'curated/gps/date=2026-03-02/hour=13/', 'curated/vehicle/date=2026-03-02/hour=13/']);
-  mocks.s3.on(ListObjectsV2Command).callsFake((input: ListObjectsV2CommandInput) => ({ KeyCount: landed.has(input.Prefix ?? '') ? 1 : 0 }));
   mocks.athena.on(StartQueryExecutionCommand).resolves({ QueryExecutionId: 'q-1' });
   mocks.athena.on(GetQueryExecutionCommand).resolves({ QueryExecution: { QueryExecutionId: 'q-1', Status: { State: 'SUCCEEDED' } } });
   mocks.athena.on(GetQueryResultsCommand).resolves({ ResultSet: { ResultSetMetadata: { ColumnInfo: [] }, Rows: [] } });
@@ -113,8 +125,8 @@ async function sentByActivities(): Promise<{ athena: string[]; redshift: string[
   const { deps, mocks } = mockedAwsDeps();
   stubAws(mocks);
   await activity(() => athenaActivities(deps).countRawWindows({ windows: [window, later] }));
-  await activity(() => qualityActivities(deps).checkQuality({ window }));
-  await activity(() => redshiftActivities(deps).loadWarehouse({ window }));
+  await activity(() => qualityActivities(deps).checkQuality({ window, snapshots: SNAPSHOTS }));
+  await activity(() => redshiftActivities(deps).loadWarehouse({ window, snapshots: SNAPSHOTS }));
   return { athena: athenaSent(mocks), redshift: redshiftSent(mocks) };
 }
 
@@ -136,11 +148,13 @@ const forRedshift = (sqls: string[]): Statement[] => sqls.map((sql) => ({ dialec
 describe('the aws SQL, parsed by sqlglot in each engine\'s dialect', () => {
   test('every statement the aws activities send to Athena and Redshift parses', TIMEOUT, async () => {
     const sent = await sentByActivities();
-    // Raw counts and the lake checks on Athena; on Redshift the loads of gps and vehicle and the warehouse checks.
+    // Raw counts and the lake checks on Athena; on Redshift the external schema, the loads of gps and vehicle and the warehouse checks.
     assert.equal(sent.athena.length, 2);
-    const kinds = new Set(sent.redshift.map((s) => /^(CREATE TEMP TABLE|CREATE TABLE|COPY|DELETE|INSERT|SELECT)/.exec(s)?.[1]));
-    assert.deepEqual([...kinds].sort(), ['COPY', 'CREATE TABLE', 'CREATE TEMP TABLE', 'DELETE', 'INSERT', 'SELECT']);
-    assert.equal(sent.redshift.filter((s) => s.startsWith('COPY')).length, 3, 'gps in two hours, vehicle in one');
+    assert.match(sent.athena[1]!, /FROM "smartcity"\."gps" FOR VERSION AS OF 9007199254740993 WHERE /, 'curated gps as of its snapshot');
+    assert.match(sent.athena[1]!, /FROM "smartcity"\."vehicle" WHERE /, 'curated vehicle as it is now');
+    const kinds = new Set(sent.redshift.map((s) => /^(CREATE EXTERNAL SCHEMA|CREATE TABLE|DELETE|INSERT|SELECT)/.exec(s)?.[1]));
+    assert.deepEqual([...kinds].sort(), ['CREATE EXTERNAL SCHEMA', 'CREATE TABLE', 'DELETE', 'INSERT', 'SELECT']);
+    assert.equal(sent.redshift.filter((s) => / FROM "smartcity_lake"\."(gps|vehicle)" WHERE /.test(s)).length, 2, 'gps and vehicle read from the Iceberg tables');
     assert.deepEqual(await unparsable([...forAthena(sent.athena), ...forRedshift(sent.redshift)]), []);
   });
 
@@ -155,13 +169,18 @@ describe('the aws SQL, parsed by sqlglot in each engine\'s dialect', () => {
     const sent = await sentByActivities();
     const lakeChecks = sent.athena[1]!;
     const insert = sent.redshift.find((s) => s.startsWith('INSERT'))!;
+    const schema = sent.redshift.find((s) => s.startsWith('CREATE EXTERNAL SCHEMA'))!;
     const problems = await unparsable([
       { dialect: 'athena', sql: lakeChecks.slice(0, lakeChecks.lastIndexOf(')')) },
       { dialect: 'redshift', sql: insert.replace(' SELECT ', ' SELECT FROM ') },
       // Parsed only as an opaque command: nothing in it would be checked.
       { dialect: 'redshift', sql: 'VACUUM "public"."gps"' },
+      // The external schema's own check: the documented clauses, in order, and a role ARN.
+      { dialect: 'redshift', sql: schema.replace(' DATABASE ', ' ') },
+      { dialect: 'redshift', sql: schema.replace(/IAM_ROLE '[^']*'/, "IAM_ROLE 'smartcity-copy'") },
+      { dialect: 'redshift', sql: `${schema}; DROP TABLE "public"."gps"` },
     ]);
-    assert.equal(problems.length, 3, problems.join('\n'));
+    assert.equal(problems.length, 6, problems.join('\n'));
   });
 });
 
@@ -195,72 +214,80 @@ function values(r: GpsRow): string {
   return `(${cells.join(', ')})`;
 }
 
-/** The statements loadWarehouse sends to load gps over `window`. */
-async function gpsLoadStatements(): Promise<string[]> {
+/** What loadWarehouse sends for `window`: the external schema's statement, then gps's batch. */
+async function gpsLoadStatements(): Promise<{ schema: string; load: string[] }> {
   const { deps, mocks } = mockedAwsDeps();
   stubAws(mocks);
-  await activity(() => redshiftActivities(deps).loadWarehouse({ window }));
+  await activity(() => redshiftActivities(deps).loadWarehouse({ window, snapshots: SNAPSHOTS }));
   const batches = mocks.redshiftData.commandCalls(BatchExecuteStatementCommand).map((c) => c.args[0].input.Sqls ?? []);
-  return batches.find((sqls) => sqls[0]?.startsWith('CREATE TABLE IF NOT EXISTS "public"."gps"'))!;
+  const [schema] = mocks.redshiftData.commandCalls(ExecuteStatementCommand).map((c) => c.args[0].input.Sql ?? '');
+  return { schema: schema!, load: batches.find((sqls) => sqls[0]?.startsWith('CREATE TABLE IF NOT EXISTS "public"."gps"'))! };
 }
 
 /**
- * Runs a load's statements as Redshift would (one transaction, a new session with its own temp
- * table), each COPY of an hour partition replaced by an INSERT of the rows `curated` holds there.
+ * The external schema as PostgreSQL stands it in: a schema of that name (from the statement
+ * itself) holding the curated gps table, with the columns Redshift shows for it.
  */
-async function loadOnPostgres(db: PgDatabase, sqls: string[], curated: Record<'12' | '13', GpsRow[]>): Promise<void> {
-  const statements = sqls.map((sql) => {
-    const copy = /^COPY ("[^"]+") FROM '[^']*\/hour=(\d\d)\/'/.exec(sql);
-    if (!copy) return sql;
-    const rows = curated[copy[2] as '12' | '13'];
-    return rows.length ? `INSERT INTO ${copy[1]} VALUES ${rows.map(values).join(', ')}` : 'SELECT 1';
-  });
-  await db.run(statements, { transaction: true });
+async function createLake(db: PgDatabase, schemaSql: string): Promise<string> {
+  const name = /^CREATE EXTERNAL SCHEMA IF NOT EXISTS ("[^"]+") FROM DATA CATALOG DATABASE 'smartcity' IAM_ROLE '[^']+'$/.exec(schemaSql)?.[1];
+  assert.ok(name, schemaSql);
+  await db.run([`CREATE SCHEMA IF NOT EXISTS ${name}`, `CREATE TABLE ${name}."gps" (${GPS.map((c) => `"${c.name}" ${redshiftType(c)}`).join(', ')})`]);
+  return `${name}."gps"`;
+}
+
+/** A curate's commit: the curated table's current snapshot becomes `rows`. */
+async function commit(db: PgDatabase, lake: string, rows: GpsRow[]): Promise<void> {
+  await db.run([`DELETE FROM ${lake}`, ...(rows.length ? [`INSERT INTO ${lake} VALUES ${rows.map(values).join(', ')}`] : [])], { transaction: true });
+}
+
+/** Runs a load's statements as Redshift would: one transaction. */
+async function loadOnPostgres(db: PgDatabase, sqls: string[]): Promise<void> {
+  await db.run(sqls, { transaction: true });
 }
 
 const windowRows = (db: PgDatabase) => db.query(`SELECT event_id, event_time, lat, vehicle_type FROM "public"."gps" ORDER BY event_time, event_id`);
 const ids = async (db: PgDatabase) => (await windowRows(db)).map((r) => r.event_id);
 
-/** Curated files of both hours: the window's rows and rows of the windows either side of it. */
-const CURATED: Record<'12' | '13', GpsRow[]> = {
-  '12': [
-    { id: 'before', at: '2026-03-02T12:54:59.999Z' },
-    { id: 'first', at: '2026-03-02T12:55:00.000Z' },
-    { id: 'mid', at: '2026-03-02T12:59:59.999Z' },
-  ],
-  '13': [
-    { id: 'hour', at: '2026-03-02T13:00:00.000Z' },
-    { id: 'last', at: '2026-03-02T13:04:59.999Z' },
-    { id: 'end', at: '2026-03-02T13:05:00.000Z' },
-    { id: 'after', at: '2026-03-02T13:10:00.000Z' },
-  ],
-};
+/** Curated rows of both hours: the window's rows and rows of the windows either side of it. */
+const CURATED: GpsRow[] = [
+  { id: 'before', at: '2026-03-02T12:54:59.999Z' },
+  { id: 'first', at: '2026-03-02T12:55:00.000Z' },
+  { id: 'mid', at: '2026-03-02T12:59:59.999Z' },
+  { id: 'hour', at: '2026-03-02T13:00:00.000Z' },
+  { id: 'last', at: '2026-03-02T13:04:59.999Z' },
+  { id: 'end', at: '2026-03-02T13:05:00.000Z' },
+  { id: 'after', at: '2026-03-02T13:10:00.000Z' },
+];
 
 describe('the warehouse load on PostgreSQL, with the types Redshift uses', () => {
   let pg: Postgres;
   let sqls: string[];
+  let schemaSql: string;
   before(async () => {
     pg = await startPostgres();
-    sqls = await gpsLoadStatements();
+    ({ schema: schemaSql, load: sqls } = await gpsLoadStatements());
   });
   after(() => pg?.stop());
 
-  async function database(): Promise<PgDatabase> {
+  /** A database with Redshift's functions and the lake holding `curated` as its current snapshot. */
+  async function database(curated: GpsRow[] = CURATED): Promise<{ db: PgDatabase; lake: string }> {
     const db = await pg.database();
     await db.run([
       `CREATE FUNCTION getdate() RETURNS timestamp LANGUAGE sql AS 'SELECT localtimestamp'`,
       `CREATE FUNCTION strtol(hex text, base int) RETURNS bigint LANGUAGE sql AS $$ SELECT CASE WHEN base = 16 THEN ('x' || lpad(hex, 16, '0'))::bit(64)::bigint END $$`,
     ]);
-    return db;
+    const lake = await createLake(db, schemaSql);
+    await commit(db, lake, curated);
+    return { db, lake };
   }
 
-  test('a load keeps exactly the window\'s rows of the staged partitions, and loading twice gives the same rows', TIMEOUT, async () => {
-    const db = await database();
-    await loadOnPostgres(db, sqls, CURATED);
+  test('a load keeps exactly the window\'s rows of the curated table, and loading twice gives the same rows', TIMEOUT, async () => {
+    const { db } = await database();
+    await loadOnPostgres(db, sqls);
     const once = await windowRows(db);
     assert.deepEqual(once.map((r) => r.event_id), ['first', 'mid', 'hour', 'last'], 'from inclusive, to exclusive, neighbours not loaded');
     assert.equal(once[0]!.event_time, '2026-03-02 12:55:00');
-    await loadOnPostgres(db, sqls, CURATED);
+    await loadOnPostgres(db, sqls);
     assert.deepEqual(await windowRows(db), once);
     const loaded = await db.query(`SELECT window_from, window_to, source, row_count FROM "public".loaded_windows`);
     assert.deepEqual(loaded, [{ window_from: '2026-03-02 12:55:00', window_to: '2026-03-02 13:05:00', source: 'gps', row_count: '4' }]);
@@ -269,30 +296,50 @@ describe('the warehouse load on PostgreSQL, with the types Redshift uses', () =>
   });
 
   test('a re-run replaces the window and leaves the neighbouring windows\' rows alone', TIMEOUT, async () => {
-    const db = await database();
-    await loadOnPostgres(db, sqls, CURATED);
+    const { db, lake } = await database();
+    await loadOnPostgres(db, sqls);
     // Other windows' loads, and a row of this window that a re-curate no longer has.
     await db.run([`INSERT INTO "public"."gps" VALUES ${[{ id: 'prev', at: '2026-03-02T12:54:00.000Z' }, { id: 'next', at: '2026-03-02T13:05:00.000Z' }, { id: 'stale', at: '2026-03-02T12:58:00.000Z' }].map(values).join(', ')}`]);
-    const recurated = { '12': CURATED['12'].filter((r) => r.id !== 'mid'), '13': [...CURATED['13'], { id: 'late', at: '2026-03-02T13:01:00.000Z' }] };
-    await loadOnPostgres(db, sqls, recurated);
+    await commit(db, lake, [...CURATED.filter((r) => r.id !== 'mid'), { id: 'late', at: '2026-03-02T13:01:00.000Z' }]);
+    await loadOnPostgres(db, sqls);
     assert.deepEqual(await ids(db), ['prev', 'first', 'hour', 'late', 'last', 'next']);
     const loaded = await db.query(`SELECT row_count FROM "public".loaded_windows`);
     assert.deepEqual(loaded, [{ row_count: '4' }]);
   });
 
   test('a failing statement rolls the whole load back', TIMEOUT, async () => {
-    const db = await database();
-    await loadOnPostgres(db, sqls, CURATED);
+    const { db, lake } = await database();
+    await loadOnPostgres(db, sqls);
     const before = await windowRows(db);
     const broken = sqls.map((s) => (s.startsWith('INSERT INTO "public"."gps"') ? s.replace('"lat"', '"no_such_column"') : s));
-    await assert.rejects(loadOnPostgres(db, broken, { '12': [], '13': [{ id: 'new', at: '2026-03-02T13:02:00.000Z' }] }), /no_such_column/);
+    await commit(db, lake, [{ id: 'new', at: '2026-03-02T13:02:00.000Z' }]);
+    await assert.rejects(loadOnPostgres(db, broken), /no_such_column/);
     assert.deepEqual(await windowRows(db), before, 'the delete of the window was rolled back with the failed insert');
   });
 
+  test('Redshift cannot pin a snapshot: a load reads the curated table as it is when its INSERT runs, so the last load of a window holds the last commit', TIMEOUT, async () => {
+    // The statements name no snapshot: whichever commit is current when they run is read.
+    assert.ok(!sqls.some((s) => /VERSION AS OF|TIMESTAMP AS OF|\bAT\s*\(/i.test(s)), sqls.join('\n'));
+    const { db, lake } = await database();
+    // Run 1 curated the window (commit A); a concurrent re-curate of the same window (run 2)
+    // committed B before run 1's load ran: run 1 loads B, not the A its curate returned.
+    const recurated = [...CURATED.filter((r) => r.id !== 'mid'), { id: 'late', at: '2026-03-02T13:01:00.000Z' }];
+    await commit(db, lake, recurated);
+    await loadOnPostgres(db, sqls);
+    assert.deepEqual(await ids(db), ['first', 'hour', 'late', 'last']);
+    // Run 2's load follows its own commit and replaces the window again: the same rows, B's.
+    await loadOnPostgres(db, sqls);
+    assert.deepEqual(await ids(db), ['first', 'hour', 'late', 'last']);
+    // A third curate (C) whose load comes last: the window is C's, whatever loaded before.
+    await commit(db, lake, CURATED);
+    await loadOnPostgres(db, sqls);
+    assert.deepEqual(await ids(db), ['first', 'mid', 'hour', 'last']);
+    assert.deepEqual(await db.query(`SELECT row_count FROM "public".loaded_windows`), [{ row_count: '4' }], 'one record of the window, the last load\'s');
+  });
+
   test('the warehouse quality query counts, fingerprints and checks the contract on the loaded rows', TIMEOUT, async () => {
-    const db = await database();
-    const bad = { '12': [...CURATED['12'], { id: 'far-north', at: '2026-03-02T12:56:00.000Z', lat: 95 }], '13': [...CURATED['13'], { id: 'unknown-type', at: '2026-03-02T13:03:00.000Z', vehicleType: null }] };
-    await loadOnPostgres(db, sqls, bad);
+    const { db } = await database([...CURATED, { id: 'far-north', at: '2026-03-02T12:56:00.000Z', lat: 95 }, { id: 'unknown-type', at: '2026-03-02T13:03:00.000Z', vehicleType: null }]);
+    await loadOnPostgres(db, sqls);
     const { deps } = mockedAwsDeps();
     const check = warehouseQualitySql(deps, 'gps', GPS.map((c) => c.name), parseWindow(window));
     const [row] = await db.query(check.sql);

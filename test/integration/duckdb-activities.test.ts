@@ -1,21 +1,26 @@
-// The DuckDB activities (catalog, warehouse, queries) against real Parquet files laid out and typed
-// as spark/jobs/stream_ingest.py and spark/jobs/curate.py write them.
+// The DuckDB activities (catalog, warehouse, queries) against a real lake: raw Parquet files laid
+// out and typed as spark/jobs/stream_ingest.py writes them, and curated Iceberg tables as
+// spark/jobs/curate.py commits them (written here without Spark, test/helpers/iceberg_write.py).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { DuckDBInstance, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
 import { catalogActivities, catalogPath } from '../../activities/catalog';
-import { queryRows, toText, withDatabase } from '../../activities/duckdb';
+import { parseWindow, queryRows, toText, withDatabase } from '../../activities/duckdb';
+import { catalogFile, curatedFiles } from '../../activities/iceberg';
 import { queryActivities } from '../../activities/queries';
-import type { QualityResult, TimeWindow } from '../../activities/types';
+import type { QualityResult, Snapshots, TimeWindow } from '../../activities/types';
 import { warehouseActivities, warehousePath } from '../../activities/warehouse';
 import { loadConfig, PROJECT_ROOT, type Config } from '../../config';
 import { SOURCES, type Source } from '../../schemas';
+import { appendCurated, deleteCurated, replaceCuratedWindow, type WriteMode } from '../helpers/iceberg-write';
+import { lakeIds } from '../helpers/lake';
 
 // ---- the lake as the Spark jobs write it ---------------------------------------------------
 
@@ -69,6 +74,8 @@ const VEHICLE_ENRICHMENT: Columns = [
 ];
 
 const rawColumns = (source: Source): Columns => [...ENVELOPE('VARCHAR'), ...PAYLOAD[source], ...RAW_METADATA];
+// Curated columns by the DuckDB names of curate's Spark types, which its Iceberg tables hold as
+// string, double, long (JSON integers), int (emergency_count) and timestamptz (date-times).
 const curatedColumns = (source: Source): Columns => [...ENVELOPE('TIMESTAMPTZ'), ...PAYLOAD[source], ...(source === 'vehicle' ? VEHICLE_ENRICHMENT : [])];
 
 const PAYLOAD_VALUES: Record<Source, Row> = {
@@ -113,7 +120,7 @@ async function writeParquet(path: string, columns: Columns, rows: Row[]): Promis
   await conn.run(`COPY fixture TO ${quoted(path)} (FORMAT PARQUET)`);
 }
 
-/** `date=…/hour=…` of an event time, as both jobs partition by it (UTC). */
+/** `date=…/hour=…` of an event time, as the ingest job partitions raw by it (UTC). */
 const hourOf = (time: string) => `date=${time.slice(0, 10)}/hour=${time.slice(11, 13)}`;
 
 function byHour(rows: Row[]): Map<string, Row[]> {
@@ -147,14 +154,13 @@ async function landRaw(lake: string, source: Source, batchId: number, rows: Row[
   await writeFile(join(lake, 'raw', source, '_SUCCESS'), '');
 }
 
-/** The curate job's output for the hours of `rows`: each hour folder replaced by one file. */
-async function writeCurated(lake: string, source: Source, rows: Row[], columns = curatedColumns(source)): Promise<void> {
-  for (const [hour, events] of byHour(rows)) {
-    const dir = join(lake, 'curated', source, hour);
-    await rm(dir, { recursive: true, force: true });
-    await writeParquet(join(dir, sparkFile()), columns, events);
-  }
-  await writeFile(join(lake, 'curated', source, '_SUCCESS'), '');
+/**
+ * A curate of `window` as it commits: the source's Iceberg table holds exactly `rows` for the
+ * window (merge-on-read: the old rows as position deletes) and its other rows as they were.
+ * Resolves to the snapshot the commit made.
+ */
+function recurate(config: Config, source: Source, window: TimeWindow, rows: Row[], columns = curatedColumns(source), mode?: WriteMode): Promise<string> {
+  return replaceCuratedWindow(config, source, window, columns, rows, mode);
 }
 
 const W1: TimeWindow = { from: '2026-03-02T09:00:00Z', to: '2026-03-02T09:05:00Z' };
@@ -166,6 +172,8 @@ interface Scenario {
   lake: string;
   /** Distinct events per source and window, as curated holds them. */
   events: Record<Source, { w1: Row[]; w2: Row[] }>;
+  /** The curated tables' snapshots holding those events (their current ones). */
+  snapshots: Record<Source, string>;
 }
 
 const scratch: string[] = [];
@@ -176,8 +184,9 @@ after(async () => {
 
 /**
  * Every source with 3 events in W1 and 2 in W2 (one exactly at W2's start), landed in two batches
- * with one event re-sent in the second; curated holds each event once. The data dir's name has a
- * quote and a space, which every query must survive.
+ * with one event re-sent in the second; curated holds each event once, in one snapshot per table.
+ * The data dir's name has a quote and a space, which every query (and the catalog's URI) must
+ * survive.
  */
 async function scenario(): Promise<Scenario> {
   const dataDir = await mkdtemp(join(tmpdir(), "smartcity duck'db-"));
@@ -185,22 +194,25 @@ async function scenario(): Promise<Scenario> {
   const config = loadConfig({ ...process.env, SMARTCITY_DATA_DIR: dataDir });
   const lake = join(dataDir, 'lake');
   const events = {} as Scenario['events'];
+  const snapshots = {} as Scenario['snapshots'];
   for (const source of SOURCES) {
     const w1 = [event(source, 1, at(0, 10)), event(source, 2, at(2)), event(source, 3, at(4, 59))];
     const w2 = [event(source, 4, at(5)), event(source, 5, at(9, 30))];
     events[source] = { w1, w2 };
     await landRaw(lake, source, 0, w1);
     await landRaw(lake, source, 1, [...w2, w1[1]!]);
-    await writeCurated(lake, source, [...w1, ...w2]);
+    snapshots[source] = await appendCurated(config, source, curatedColumns(source), [...w1, ...w2]);
   }
   // What a killed batch and Spark's bookkeeping leave beside the data: none of it may be read.
   await mkdir(join(lake, 'raw', 'gps', '.spark-staging-0b1c', 'date=2026-03-02', 'hour=09', 'batch_id=2'), { recursive: true });
   await writeFile(join(lake, 'raw', 'gps', '.spark-staging-0b1c', 'date=2026-03-02', 'hour=09', 'batch_id=2', sparkFile()), 'half written');
-  await mkdir(join(lake, 'curated', 'gps', '_temporary'), { recursive: true });
-  await writeFile(join(lake, 'curated', 'gps', '_temporary', sparkFile()), 'half written');
+  // A killed curate leaves data files no snapshot names, in the table's own partition folder: a
+  // valid file with an event of W1 that only a reader listing folders would find.
+  const orphan = join(lake, 'curated', 'gps', 'data', 'event_time_hour=2026-03-02-09', `00000-7-${randomUUID()}.parquet`);
+  await writeParquet(orphan, curatedColumns('gps'), [event('gps', 666, at(1))]);
   await mkdir(join(lake, '_progress'), { recursive: true });
   await writeFile(join(lake, '_progress', 'ingest.jsonl'), '{}\n');
-  return { config, lake, events };
+  return { config, lake, events, snapshots };
 }
 
 const activities = (config: Config) => ({ ...catalogActivities(config), ...warehouseActivities(config), ...queryActivities(config) });
@@ -220,10 +232,17 @@ const check = (result: QualityResult, name: string) => {
 const failed = (result: QualityResult) => result.checks.filter((c) => !c.passed).map((c) => c.name);
 const counts = (n: number) => Object.fromEntries(SOURCES.map((s) => [s, n]));
 
+/** The event ids (with the column `column`) of a source's warehouse rows in the window. */
+const warehouseIds = async (config: Config, source: Source, window: TimeWindow, column?: string) =>
+  (await warehouseRows(config, source, window)).map((r) => (column ? [r.event_id, r[column]] : r.event_id));
+
+/** What the reader plans for a window of a curated table (its data and position-delete files). */
+const planned = (config: Config, source: Source, window: TimeWindow, snapshot?: string) => curatedFiles(config, source, parseWindow(window), snapshot);
+
 // ---- crawler -------------------------------------------------------------------------------
 
 describe('crawlLayer', () => {
-  test('one table per source, its partitions, and schema changes as files change', async () => {
+  test('one raw table per source, its partitions, and schema changes as files change; curated has nothing to crawl', async () => {
     const { config, lake, events } = await scenario();
     const act = activities(config);
 
@@ -276,40 +295,38 @@ describe('crawlLayer', () => {
       { change: 'type change', column_name: 'accuracy_m', old_type: 'DOUBLE', new_type: 'VARCHAR' },
     ]);
 
+    // Curated tables are Iceberg tables, registered (schema and all) by their commits: a crawl of
+    // curated finds nothing to do and records nothing, whatever the tables hold or become.
     const curated = await act.crawlLayer({ layer: 'curated', window: W1 });
-    assert.deepEqual(curated.tables, ['curated_emergency', 'curated_gps', 'curated_traffic', 'curated_vehicle', 'curated_weather']);
-    assert.equal(curated.partitionsAdded, 5);
-    const [curatedGps] = await catalog("SELECT partition_keys FROM tables WHERE name = 'curated_gps'");
-    assert.deepEqual(curatedGps, { partition_keys: ['date', 'hour'] });
-    const types = await catalog(
-      "SELECT table_name, name, type FROM table_columns WHERE (table_name, name) IN (('curated_gps', 'event_time'), ('curated_vehicle', 'emergency_count')) ORDER BY table_name",
-    );
-    assert.deepEqual(types, [
-      { table_name: 'curated_gps', name: 'event_time', type: 'TIMESTAMP WITH TIME ZONE' },
-      { table_name: 'curated_vehicle', name: 'emergency_count', type: 'INTEGER' },
-    ]);
-
-    // The curate job rewrites the hour without a column: once no file has it, the table drops it.
-    const withoutHumidity = curatedColumns('weather').filter(([name]) => name !== 'humidity_pct');
-    await writeCurated(lake, 'weather', [...events.weather.w1, ...events.weather.w2], withoutHumidity);
-    const dropped = await act.crawlLayer({ layer: 'curated', window: W1 });
-    assert.equal(dropped.partitionsAdded, 0);
-    assert.deepEqual(dropped.schemaChanges, ['curated_weather: dropped column humidity_pct DOUBLE']);
+    assert.deepEqual([curated.layer, curated.tables, curated.partitionsAdded, curated.schemaChanges], ['curated', [], 0, []]);
+    assert.ok(Date.parse(curated.startedAt) <= Date.now());
+    await recurate(config, 'weather', W2, events.weather.w2.map((e) => ({ ...e, visibility_km: 8.5 })), [...curatedColumns('weather'), ['visibility_km', 'DOUBLE']]);
+    const afterNewColumn = await act.crawlLayer({ layer: 'curated', window: W2 });
+    assert.deepEqual([afterNewColumn.tables, afterNewColumn.partitionsAdded, afterNewColumn.schemaChanges], [[], 0, []]);
+    const recorded = await catalog("SELECT (SELECT count(*) FROM tables WHERE layer = 'curated')::INTEGER AS tables, (SELECT count(*) FROM crawls WHERE layer = 'curated')::INTEGER AS crawls");
+    assert.deepEqual(recorded, [{ tables: 0, crawls: 0 }]);
   });
 
   test('crawls of one catalog from concurrent activities wait for each other', async () => {
     const { config } = await scenario();
     const act = activities(config);
-    const [raw, curated] = await Promise.all([act.crawlLayer({ layer: 'raw', window: W1 }), act.crawlLayer({ layer: 'curated', window: W1 })]);
-    assert.equal(raw.tables.length + curated.tables.length, 10);
+    const [raw, again, curated] = await Promise.all([
+      act.crawlLayer({ layer: 'raw', window: W1 }),
+      act.crawlLayer({ layer: 'raw', window: W1 }),
+      act.crawlLayer({ layer: 'curated', window: W1 }),
+    ]);
+    assert.deepEqual([raw.tables.length, again.tables.length, curated.tables.length], [5, 5, 0]);
+    assert.deepEqual([raw.partitionsAdded, again.partitionsAdded].sort((a, b) => a - b), [0, 10], 'the later crawl finds the partitions the earlier one added');
   });
 
   test('an empty lake has no tables yet', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'smartcity-empty-'));
     scratch.push(dataDir);
     const act = activities(loadConfig({ ...process.env, SMARTCITY_DATA_DIR: dataDir }));
-    const result = await act.crawlLayer({ layer: 'curated', window: W1 });
-    assert.deepEqual([result.tables, result.partitionsAdded, result.schemaChanges], [[], 0, []]);
+    for (const layer of ['raw', 'curated'] as const) {
+      const result = await act.crawlLayer({ layer, window: W1 });
+      assert.deepEqual([result.tables, result.partitionsAdded, result.schemaChanges], [[], 0, []], layer);
+    }
   });
 });
 
@@ -317,7 +334,7 @@ describe('crawlLayer', () => {
 
 describe('loadWarehouse', () => {
   test('loading a window twice gives the same rows and replaces only that window', async () => {
-    const { config, lake, events } = await scenario();
+    const { config, events } = await scenario();
     const act = activities(config);
 
     assert.deepEqual((await act.loadWarehouse({ window: W1 })).rows, counts(3));
@@ -328,6 +345,7 @@ describe('loadWarehouse', () => {
     );
     assert.deepEqual((await act.loadWarehouse({ window: W1 })).rows, counts(3));
     assert.deepEqual(await warehouseRows(config, 'vehicle', W1), once);
+    assert.deepEqual(await warehouseIds(config, 'gps', W1), ['gps-0001', 'gps-0002', 'gps-0003'], 'a data file no snapshot names is not read');
 
     assert.deepEqual((await act.loadWarehouse({ window: W2 })).rows, counts(2));
     const w2 = await warehouseRows(config, 'gps', W2);
@@ -337,21 +355,35 @@ describe('loadWarehouse', () => {
       'the event at 09:05:00 belongs to W2',
     );
 
-    // Curate re-ran W1 (late data): one event more, one corrected; W2 shares the hour file.
-    const corrected = events.gps.w1.map((e) => (e.event_id === 'gps-0002' ? { ...e, speed_kmh: 12 } : e));
-    await writeCurated(lake, 'gps', [...corrected, event('gps', 9, at(3)), ...events.gps.w2]);
-    assert.equal((await act.loadWarehouse({ window: W1 })).rows.gps, 4);
-    const reloaded = await warehouseRows(config, 'gps', W1);
-    assert.deepEqual(
-      reloaded.map((r) => [r.event_id, r.speed_kmh]),
-      [
-        ['gps-0001', 48.5],
-        ['gps-0002', 12],
-        ['gps-0003', 48.5],
-        ['gps-0009', 48.5],
-      ],
+    // The warehouse tables take curate's types.
+    const types = await withDatabase(warehousePath(config), (conn) =>
+      queryRows(
+        conn,
+        "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE (table_name, column_name) IN (('gps', 'event_time'), ('vehicle', 'emergency_count'), ('vehicle', 'year'), ('traffic', 'observed_speed_kmh')) ORDER BY ALL",
+      ),
     );
+    assert.deepEqual(types, [
+      { table_name: 'gps', column_name: 'event_time', data_type: 'TIMESTAMP WITH TIME ZONE' },
+      { table_name: 'traffic', column_name: 'observed_speed_kmh', data_type: 'DOUBLE' },
+      { table_name: 'vehicle', column_name: 'emergency_count', data_type: 'INTEGER' },
+      { table_name: 'vehicle', column_name: 'year', data_type: 'BIGINT' },
+    ]);
+
+    // Curate re-ran W1 (late data): one event more, one corrected, in one commit that leaves the
+    // old rows' positions deleted in the hour's data file, which W2's rows share.
+    const corrected = events.gps.w1.map((e) => (e.event_id === 'gps-0002' ? { ...e, speed_kmh: 12 } : e));
+    await recurate(config, 'gps', W1, [...corrected, event('gps', 9, at(3))]);
+    assert.ok((await planned(config, 'gps', W1)).deletes.length > 0, 'the re-run is read through position deletes');
+    assert.equal((await act.loadWarehouse({ window: W1 })).rows.gps, 4);
+    assert.deepEqual(await warehouseIds(config, 'gps', W1, 'speed_kmh'), [
+      ['gps-0001', 48.5],
+      ['gps-0002', 12],
+      ['gps-0003', 48.5],
+      ['gps-0009', 48.5],
+    ]);
     assert.deepEqual(await warehouseRows(config, 'gps', W2), w2, 'W2 is untouched');
+    assert.deepEqual((await act.loadWarehouse({ window: W2 })).rows.gps, 2, 'W2 still reads its rows from the shared file');
+    assert.deepEqual(await warehouseRows(config, 'gps', W2), w2);
 
     const loads = await withDatabase(warehousePath(config), (conn) =>
       queryRows(conn, "SELECT window_from::VARCHAR AS w, row_count FROM loaded_windows WHERE source = 'gps' ORDER BY window_from"),
@@ -362,15 +394,134 @@ describe('loadWarehouse', () => {
     ]);
   });
 
-  test('a new curated column is added to the warehouse table', async () => {
-    const { config, lake, events } = await scenario();
+  test('loads and checks the snapshot they are given, not the table as it is now', async () => {
+    const { config, events, snapshots } = await scenario();
+    const act = activities(config);
+    const a = snapshots.gps;
+
+    // A later curate of W1: gps-0002 gone, gps-0001 corrected, gps-0009 new (snapshot B).
+    const w1 = events.gps.w1.filter((e) => e.event_id !== 'gps-0002').map((e) => (e.event_id === 'gps-0001' ? { ...e, speed_kmh: 12 } : e));
+    const b = await recurate(config, 'gps', W1, [...w1, event('gps', 9, at(3))]);
+    assert.notEqual(b, a);
+    assert.equal((await planned(config, 'gps', W1, a)).snapshot, a);
+    assert.deepEqual((await planned(config, 'gps', W1, a)).deletes, [], 'A predates the delete files');
+    assert.equal((await planned(config, 'gps', W1)).snapshot, b, 'without a snapshot, the current one');
+
+    // What curate reported for the window, A for gps: the load reads A's rows.
+    const asOfA: Snapshots = { ...snapshots, gps: a };
+    assert.deepEqual((await act.loadWarehouse({ window: W1, snapshots: asOfA })).rows, counts(3));
+    assert.deepEqual(await warehouseIds(config, 'gps', W1, 'speed_kmh'), [
+      ['gps-0001', 48.5],
+      ['gps-0002', 48.5],
+      ['gps-0003', 48.5],
+    ]);
+    const checkedA = await act.checkQuality({ window: W1, snapshots: asOfA });
+    assert.deepEqual(failed(checkedA), [], 'the checks read A too');
+    assert.deepEqual(checkedA.counts.curated, counts(3));
+
+    // Against the current snapshot the same warehouse is out of date, and the checks say so.
+    const checkedB = await act.checkQuality({ window: W1 });
+    assert.deepEqual(failed(checkedB), ['reconcile_raw_curated.gps', 'warehouse_matches_curated.gps']);
+    assert.match(check(checkedB, 'warehouse_matches_curated.gps').detail, /1 curated event_ids missing from the warehouse \(e\.g\. gps-0009\); 1 warehouse event_ids not in curated \(e\.g\. gps-0002\)/);
+
+    // Without snapshots the load reads the current rows, and the same with B named.
+    assert.equal((await act.loadWarehouse({ window: W1 })).rows.gps, 3);
+    const current = [
+      ['gps-0001', 12],
+      ['gps-0003', 48.5],
+      ['gps-0009', 48.5],
+    ];
+    assert.deepEqual(await warehouseIds(config, 'gps', W1, 'speed_kmh'), current);
+    assert.equal((await act.loadWarehouse({ window: W1, snapshots: { gps: b } })).rows.gps, 3);
+    assert.deepEqual(await warehouseIds(config, 'gps', W1, 'speed_kmh'), current);
+    assert.deepEqual(failed(await act.checkQuality({ window: W1, snapshots: { gps: b } })), ['reconcile_raw_curated.gps'], 'raw still has gps-0002');
+
+    // A copy-on-write delete (gps-0005, of W2) replaces the data file A reads by a copy without the
+    // row: A still names the old file, which stays until maintenance expires A.
+    const [original] = (await planned(config, 'gps', W2, a)).data;
+    const c = await deleteCurated(config, 'gps', ['gps-0005'], 'copy-on-write');
+    assert.deepEqual((await planned(config, 'gps', W2, c)).deletes, []);
+    assert.ok(!(await planned(config, 'gps', W2, c)).data.includes(original!), 'C reads a copy of the file');
+    assert.deepEqual((await act.loadWarehouse({ window: W2, snapshots: { gps: a } })).rows.gps, 2);
+    assert.deepEqual(await warehouseIds(config, 'gps', W2), ['gps-0004', 'gps-0005']);
+    assert.deepEqual((await act.loadWarehouse({ window: W2, snapshots: { gps: c } })).rows.gps, 1);
+    assert.deepEqual(await warehouseIds(config, 'gps', W2), ['gps-0004']);
+    assert.deepEqual((await act.loadWarehouse({ window: W1, snapshots: { gps: a } })).rows.gps, 3);
+    assert.deepEqual(await warehouseIds(config, 'gps', W1), ['gps-0001', 'gps-0002', 'gps-0003']);
+    assert.deepEqual((await act.loadWarehouse({ window: W1, snapshots: { gps: c } })).rows.gps, 3, "W1's rows of B, in C");
+    assert.deepEqual(await warehouseIds(config, 'gps', W1, 'speed_kmh'), current);
+  });
+
+  test('rows a merge-on-read delete removed are not loaded', async () => {
+    const { config, lake, snapshots } = await scenario();
     const act = activities(config);
     await act.loadWarehouse({ window: W1 });
     await act.loadWarehouse({ window: W2 });
 
+    // What Spark's merge-on-read DELETE commits: a position-delete file beside the data file.
+    const deleted = await deleteCurated(config, 'traffic', ['traffic-0002', 'traffic-0005']);
+    const files = await planned(config, 'traffic', W1);
+    assert.equal(files.snapshot, deleted);
+    assert.equal(files.deletes.length, 1);
+    assert.deepEqual(files.data, (await planned(config, 'traffic', W1, snapshots.traffic)).data, 'the data file stays as it was');
+    assert.ok((await stat(files.deletes[0]!)).isFile());
+    // Iceberg's own reader (pyiceberg, test/helpers/lake.ts) agrees the rows are gone.
+    assert.deepEqual([...(await lakeIds(lake, 'curated', 'traffic')).counts.keys()].sort(), ['traffic-0001', 'traffic-0003', 'traffic-0004']);
+
+    // The warehouse still has them until the windows are reloaded; the checks see the difference.
+    const stale = await act.checkQuality({ window: W1 });
+    assert.match(check(stale, 'warehouse_matches_curated.traffic').detail, /has 3 rows for the window, curated 2; 1 warehouse event_ids not in curated \(e\.g\. traffic-0002\)/);
+    assert.match(check(stale, 'reconcile_raw_curated.traffic').detail, /1 raw event_ids missing from curated \(e\.g\. traffic-0002\)/);
+
+    assert.deepEqual((await act.loadWarehouse({ window: W1 })).rows, { ...counts(3), traffic: 2 });
+    assert.deepEqual(await warehouseIds(config, 'traffic', W1), ['traffic-0001', 'traffic-0003']);
+    assert.deepEqual((await act.loadWarehouse({ window: W2 })).rows, { ...counts(2), traffic: 1 });
+    assert.deepEqual(await warehouseIds(config, 'traffic', W2), ['traffic-0004']);
+    const checked = await act.checkQuality({ window: W1 });
+    assert.deepEqual(failed(checked), ['reconcile_raw_curated.traffic'], 'only raw still has traffic-0002');
+    assert.deepEqual(checked.counts.curated, { ...counts(3), traffic: 2 });
+
+    // A second delete of the same hour adds its own file; both apply.
+    await deleteCurated(config, 'traffic', ['traffic-0001']);
+    assert.equal((await planned(config, 'traffic', W1)).deletes.length, 2);
+    assert.deepEqual((await act.loadWarehouse({ window: W1 })).rows.traffic, 1);
+    assert.deepEqual(await warehouseIds(config, 'traffic', W1), ['traffic-0003']);
+  });
+
+  test('a snapshot the table does not have fails the load and the checks, naming the table and the snapshot', async () => {
+    const { config } = await scenario();
+    const act = activities(config);
+    await act.loadWarehouse({ window: W1 });
+    const before = await Promise.all(SOURCES.map((s) => warehouseRows(config, s, W1)));
+
+    const unknown = '1234567890123456789';
+    const named = new RegExp(`curated table curated\\.gps has no snapshot ${unknown}`);
+    await assert.rejects(act.loadWarehouse({ window: W1, snapshots: { gps: unknown } }), named);
+    await assert.rejects(act.checkQuality({ window: W1, snapshots: { gps: unknown } }), named);
+    assert.deepEqual(await Promise.all(SOURCES.map((s) => warehouseRows(config, s, W1))), before, 'nothing was loaded');
+
+    // Before the first curate there is no catalog at all: a snapshot cannot be read either.
+    const dataDir = await mkdtemp(join(tmpdir(), 'smartcity-no-catalog-'));
+    scratch.push(dataDir);
+    const emptyConfig = loadConfig({ ...process.env, SMARTCITY_DATA_DIR: dataDir });
+    const empty = activities(emptyConfig);
+    await assert.rejects(empty.loadWarehouse({ window: W1, snapshots: { weather: '42' } }), /curated table curated\.weather does not exist, so it has no snapshot 42/);
+    assert.deepEqual((await empty.loadWarehouse({ window: W1 })).rows, counts(0), 'without snapshots an empty lake loads nothing');
+    assert.equal(existsSync(catalogFile(emptyConfig)), false, "a reader never creates the catalog (Spark's first commit does)");
+  });
+
+  test('a new curated column is added to the warehouse table', async () => {
+    const { config, events } = await scenario();
+    const act = activities(config);
+    await act.loadWarehouse({ window: W1 });
+    await act.loadWarehouse({ window: W2 });
+
+    // A contract's new optional field: curate adds the column to the table, then merges W2.
     const w2 = events.weather.w2.map((e) => ({ ...e, visibility_km: 8.5 }));
-    await writeCurated(lake, 'weather', [...events.weather.w1, ...w2], [...curatedColumns('weather'), ['visibility_km', 'DOUBLE']]);
+    await recurate(config, 'weather', W2, w2, [...curatedColumns('weather'), ['visibility_km', 'DOUBLE']]);
     assert.equal((await act.loadWarehouse({ window: W2 })).rows.weather, 2);
+    // W1's rows are in a file written before the column: they read it as NULL.
+    assert.equal((await act.loadWarehouse({ window: W1 })).rows.weather, 3);
     const rows = await withDatabase(warehousePath(config), (conn) => queryRows(conn, 'SELECT event_id, visibility_km FROM weather ORDER BY event_id'));
     assert.deepEqual(
       rows.map((r) => [r.event_id, r.visibility_km]),
@@ -382,17 +533,19 @@ describe('loadWarehouse', () => {
         ['weather-0005', 8.5],
       ],
     );
+    assert.deepEqual(failed(await act.checkQuality({ window: W2 })), []);
   });
 
   test('a failure part-way through a load rolls it all back', async () => {
-    const { config, lake, events } = await scenario();
+    const { config, events } = await scenario();
     const act = activities(config);
     await act.loadWarehouse({ window: W1 });
     const before = await Promise.all(SOURCES.map((s) => warehouseRows(config, s, W1)));
 
-    // gps (loaded before emergency) now has one event less; emergency has a file DuckDB cannot read.
-    await writeCurated(lake, 'gps', [events.gps.w1[0]!, ...events.gps.w2]);
-    await writeFile(join(lake, 'curated', 'emergency', 'date=2026-03-02', 'hour=09', sparkFile()), 'PAR1 this is not a parquet file');
+    // gps (loaded before emergency) now has one event less; emergency's data file is damaged.
+    await recurate(config, 'gps', W1, [events.gps.w1[0]!]);
+    const [damaged] = (await planned(config, 'emergency', W1)).data;
+    await writeFile(damaged!, 'PAR1 this is not a parquet file');
     await assert.rejects(act.loadWarehouse({ window: W1 }), /loading emergency for 2026-03-02T09:00:00\.000Z\/2026-03-02T09:05:00\.000Z from curated failed, nothing was changed/);
 
     assert.deepEqual(await Promise.all(SOURCES.map((s) => warehouseRows(config, s, W1))), before);
@@ -492,11 +645,11 @@ describe('checkQuality', () => {
     const { config, lake, events } = await scenario();
     const act = activities(config);
     const vehicle = events.vehicle.w1.map((e) => (e.event_id === 'vehicle-0002' ? { ...e, speed_kmh: 350 } : e));
-    await writeCurated(lake, 'vehicle', [...vehicle, ...events.vehicle.w2]);
+    await recurate(config, 'vehicle', W1, vehicle);
     const weather = events.weather.w1.map((e) => (e.event_id === 'weather-0003' ? { ...e, humidity_pct: 120, condition: 'hail' } : e));
-    await writeCurated(lake, 'weather', [...weather, ...events.weather.w2]);
+    await recurate(config, 'weather', W1, weather, curatedColumns('weather'), 'copy-on-write');
     const gps = events.gps.w1.map((e) => (e.event_id === 'gps-0001' ? { ...e, lat: null } : e));
-    await writeCurated(lake, 'gps', [...gps, ...events.gps.w2]);
+    await recurate(config, 'gps', W1, gps);
     await landRaw(lake, 'emergency', 5, [event('emergency', 8, at(1))]);
     await act.loadWarehouse({ window: W1 });
 
@@ -513,6 +666,22 @@ describe('checkQuality', () => {
       /curated has 3 rows for 4 distinct raw event_ids; 1 raw event_ids missing from curated \(e\.g\. emergency-0008\); re-run curateWindow/,
     );
     assert.equal(result.counts.raw.emergency, 4);
+  });
+
+  test('names extra copies of an event in curated, and the duplicates they load', async () => {
+    const { config, events } = await scenario();
+    const act = activities(config);
+    // A second copy of emergency-0001 committed to the table (no curate run does this: its MERGE
+    // matches on event_id; a hand-made INSERT or a broken job could).
+    await appendCurated(config, 'emergency', curatedColumns('emergency'), [events.emergency.w1[0]!]);
+    assert.deepEqual((await act.loadWarehouse({ window: W1 })).rows, { ...counts(3), emergency: 4 });
+
+    const result = await act.checkQuality({ window: W1 });
+    assert.deepEqual(failed(result), ['reconcile_raw_curated.emergency', 'unique_event_id.emergency']);
+    assert.match(check(result, 'reconcile_raw_curated.emergency').detail, /curated has 4 rows for 3 distinct raw event_ids; 1 extra copies of event_ids in curated; re-run curateWindow/);
+    assert.match(check(result, 'unique_event_id.emergency').detail, /1 event_ids occur more than once in warehouse table emergency \(e\.g\. emergency-0001 ×2\)/);
+    assert.ok(check(result, 'warehouse_matches_curated.emergency').passed, 'the warehouse holds what curated holds');
+    assert.deepEqual(result.counts.curated, { ...counts(3), emergency: 4 });
   });
 });
 

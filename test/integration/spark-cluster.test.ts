@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { DuckDBInstance } from '@duckdb/node-api';
+import { lakeIds } from '../helpers/lake';
 import { loadConfig } from '../../config';
 import { EventProducer } from '../../producers/event-producer';
 import { fleetEvents } from '../../producers/fleet';
@@ -39,15 +39,8 @@ for (const e of fleetEvents({ vehicles: 2, seed: 23, start: START })) {
 const window = { from: START.toISOString(), to: new Date(START.getTime() + 3_600_000).toISOString() };
 
 async function eventIds(layer: 'raw' | 'curated'): Promise<string[]> {
-  const db = await DuckDBInstance.create(':memory:');
-  const conn = await db.connect();
-  try {
-    const reader = await conn.runAndReadAll(`SELECT event_id FROM read_parquet('${join(lake, layer)}/*/**/*.parquet', union_by_name = true) ORDER BY event_id`);
-    return reader.getRowObjects().map((row) => String(row.event_id));
-  } finally {
-    conn.closeSync();
-    db.closeSync();
-  }
+  const ids = await Promise.all(SOURCES.map((source) => lakeIds(lake, layer, source)));
+  return ids.flatMap((i) => [...i.counts.keys()]).sort();
 }
 
 /** The master's applications (its UI's JSON), by name. */

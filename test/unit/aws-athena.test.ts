@@ -35,6 +35,8 @@ const table = (name: string, columns: string[], hourType = 'string') => ({
     { Name: 'hour', Type: hourType },
   ],
 });
+/** A curated table as Iceberg's Glue catalog registers it: table_type ICEBERG, no Glue partitions. */
+const iceberg = (name: string, columns: string[]) => ({ ...table(name, columns), PartitionKeys: [], Parameters: { table_type: 'ICEBERG' } });
 /** The contract's columns, as the crawler catalogues the curated files. */
 const columnsOf = (source: Source) => rulesOf(source).map((r) => r.column);
 const GPS = columnsOf('gps');
@@ -73,7 +75,7 @@ const startedSql = (mocks: AwsMocks) => mocks.athena.commandCalls(StartQueryExec
 describe('countRawWindows (aws)', () => {
   test('counts every raw copy per source and window in one Athena query over the crawled raw tables, reading all result pages', async () => {
     const { deps, mocks } = mockedAwsDeps();
-    mocks.glue.on(GetTablesCommand).resolves({ TableList: [table('raw_gps', GPS), table('raw_vehicle', GPS, 'int'), table('curated_gps', GPS)] });
+    mocks.glue.on(GetTablesCommand).resolves({ TableList: [table('raw_gps', GPS), table('raw_vehicle', GPS, 'int'), iceberg('gps', GPS)] });
     const columns = ['source', 'w0', 'w1'];
     stubQuery(mocks, [page(columns, [['vehicle', '4', '0']], { next: '1' }), page(columns, [['gps', '12', '3']], { header: false })]);
     const later = { from: '2026-03-02T12:05:00.000Z', to: '2026-03-02T12:10:00.000Z' };
@@ -92,7 +94,7 @@ describe('countRawWindows (aws)', () => {
     assert.match(sql, /FROM "raw_vehicle" WHERE \(\("date" = '2026-03-02' AND "hour" = 12\)\)/, 'an int partition key compares with a number');
     assert.match(sql, /FROM "raw_gps" WHERE \(\("date" = '2026-03-02' AND "hour" = '12'\)\)/);
     assert.match(sql, /count_if\(from_iso8601_timestamp\("event_time"\) >= from_iso8601_timestamp\('2026-03-02T12:05:00.000Z'\)/);
-    assert.doesNotMatch(sql, /curated_gps/);
+    assert.doesNotMatch(sql, /"gps"/, 'the curated table is not counted');
     assert.equal(mocks.athena.commandCalls(GetQueryResultsCommand).length, 2);
   });
 
@@ -155,7 +157,7 @@ describe('checkQuality (aws)', () => {
 
   test('all layers agreeing passes the same checks the local target runs, with counts per layer', async () => {
     const { deps, mocks } = mockedAwsDeps();
-    mocks.glue.on(GetTablesCommand).resolves({ TableList: [table('raw_gps', GPS), table('curated_gps', GPS)] });
+    mocks.glue.on(GetTablesCommand).resolves({ TableList: [table('raw_gps', GPS), iceberg('gps', GPS)] });
     stubQuery(mocks, [page(LAKE, [goodLake])]);
     stubWarehouse(mocks, [goodWarehouse]);
     const run = await runActivity(() => qualityActivities(deps).checkQuality({ window }), { info });
@@ -178,12 +180,43 @@ describe('checkQuality (aws)', () => {
     assert.match(statement?.Sql ?? '', /"lat" < -90 OR "lat" > 90/);
     const lakeSql = startedSql(mocks)[0]?.QueryString ?? '';
     assert.match(lakeSql, /r_gps AS \(SELECT DISTINCT "event_id" AS event_id FROM "raw_gps"/);
-    assert.match(lakeSql, /c_gps AS \(SELECT "event_id" AS event_id FROM "curated_gps" WHERE .* AND "event_time" >= TIMESTAMP '2026-03-02 12:00:00.000'/);
+    // No snapshot given: the table as it is now; Iceberg prunes its hours(event_time) partitions itself.
+    assert.match(lakeSql, /c_gps AS \(SELECT "event_id" AS event_id FROM "smartcity"\."gps" WHERE "event_time" >= TIMESTAMP '2026-03-02 12:00:00.000' AND "event_time" < TIMESTAMP '2026-03-02 12:05:00.000'\)/);
+  });
+
+  test('reads curated as of the curate\'s snapshot (FOR VERSION AS OF), per source; a source without one as the table is now', async () => {
+    const { deps, mocks } = mockedAwsDeps();
+    mocks.glue.on(GetTablesCommand).resolves({ TableList: [table('raw_gps', GPS), iceberg('gps', GPS), iceberg('vehicle', columnsOf('vehicle'))] });
+    stubQuery(mocks, [page(LAKE, [goodLake])]);
+    stubWarehouse(mocks, [goodWarehouse, goodWarehouse]);
+    const run = await runActivity(() => qualityActivities(deps).checkQuality({ window, snapshots: { gps: '9007199254740993' } }), { info });
+    assert.equal(run.error, undefined, String(run.error));
+    const lakeSql = startedSql(mocks)[0]?.QueryString ?? '';
+    assert.match(lakeSql, /c_gps AS \(SELECT "event_id" AS event_id FROM "smartcity"\."gps" FOR VERSION AS OF 9007199254740993 WHERE "event_time" >= /);
+    assert.match(lakeSql, /c_vehicle AS \(SELECT "event_id" AS event_id FROM "smartcity"\."vehicle" WHERE /);
+  });
+
+  test('a snapshot id that is not a decimal id, or one of a table that does not exist, fails for good before any query', async () => {
+    for (const [snapshots, type, message] of [
+      [{ gps: '1 OR 1=1' }, 'InvalidInput', /snapshot id of gps "1 OR 1=1" is not a decimal snapshot id/],
+      [{ traffic: '42' }, 'Aws.CuratedTableMissing', /committed snapshot 42 of traffic, but the Glue database smartcity has no table traffic/],
+    ] as const) {
+      const { deps, mocks } = mockedAwsDeps();
+      mocks.glue.on(GetTablesCommand).resolves({ TableList: [table('raw_gps', GPS), iceberg('gps', GPS)] });
+      stubQuery(mocks, [page(LAKE, [goodLake])]);
+      stubWarehouse(mocks, [goodWarehouse]);
+      const run = await runActivity(() => qualityActivities(deps).checkQuality({ window, snapshots }), { info });
+      assert.ok(run.error instanceof ApplicationFailure, String(run.error));
+      assert.equal(run.error.type, type);
+      assert.equal(run.error.nonRetryable, true);
+      assert.match(run.error.message, message);
+      assert.equal(startedSql(mocks).length, 0);
+    }
   });
 
   test('names what is wrong: ids missing from curated, fewer or other warehouse rows, copies, NULLs and values outside the contract', async () => {
     const { deps, mocks } = mockedAwsDeps();
-    mocks.glue.on(GetTablesCommand).resolves({ TableList: [table('raw_gps', GPS), table('curated_gps', GPS), table('curated_vehicle', columnsOf('vehicle'))] });
+    mocks.glue.on(GetTablesCommand).resolves({ TableList: [table('raw_gps', GPS), iceberg('gps', GPS), iceberg('vehicle', columnsOf('vehicle'))] });
     stubQuery(mocks, [page(LAKE, [['gps', '11', '10', '10', '1', 'id-9', '0', null, '21474836470'], ['vehicle', '2', '2', '2', '0', null, '0', null, '77']])]);
     // Statements in source order: vehicle first, then gps.
     stubWarehouse(mocks, [
@@ -224,7 +257,7 @@ describe('checkQuality (aws)', () => {
 
   test('a workflow cancel stops both the Athena query and the Redshift statement', async () => {
     const { deps, mocks } = mockedAwsDeps();
-    mocks.glue.on(GetTablesCommand).resolves({ TableList: [table('raw_gps', GPS), table('curated_gps', GPS)] });
+    mocks.glue.on(GetTablesCommand).resolves({ TableList: [table('raw_gps', GPS), iceberg('gps', GPS)] });
     stubQuery(mocks, [], 'RUNNING');
     stubWarehouse(mocks, []);
     mocks.redshiftData.on(DescribeStatementCommand).resolves({ Id: 'wh-1', Status: 'STARTED' });
@@ -237,7 +270,7 @@ describe('checkQuality (aws)', () => {
 
   test('a heartbeat-timeout cancel leaves the query and the statement running', async () => {
     const { deps, mocks } = mockedAwsDeps();
-    mocks.glue.on(GetTablesCommand).resolves({ TableList: [table('raw_gps', GPS), table('curated_gps', GPS)] });
+    mocks.glue.on(GetTablesCommand).resolves({ TableList: [table('raw_gps', GPS), iceberg('gps', GPS)] });
     stubQuery(mocks, [], 'RUNNING');
     stubWarehouse(mocks, []);
     mocks.redshiftData.on(DescribeStatementCommand).resolves({ Id: 'wh-1', Status: 'STARTED' });

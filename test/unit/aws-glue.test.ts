@@ -29,8 +29,11 @@ const summary = {
   from: FROM,
   to: TO,
   sources: {
-    vehicle: { rows_read: 10, duplicates_dropped: 2, rows_written: 8 },
-    gps: { rows_read: 5, duplicates_dropped: 0, rows_written: 5 },
+    // Snapshot ids are 64-bit: beyond what a JSON number keeps exactly, hence strings.
+    vehicle: { rows_read: 10, duplicates_dropped: 2, rows_written: 8, snapshot_id: '9007199254740993' },
+    gps: { rows_read: 5, duplicates_dropped: 0, rows_written: 5, snapshot_id: '4312' },
+    // A table the curate has not created yet has no snapshot.
+    traffic: { rows_read: 0, duplicates_dropped: 0, rows_written: 0, snapshot_id: null },
   },
 };
 
@@ -48,7 +51,7 @@ describe('curateWindow on Glue', () => {
     return { activities: glueActivities(deps), mocks };
   }
 
-  test('starts a run with the window and layer roots, waits, and returns the summary the job wrote', async () => {
+  test('starts a run with the window, the layer roots and the Glue catalog, waits, and returns the summary the job wrote with its snapshots', async () => {
     const { activities, mocks } = setup();
     mocks.glue
       .on(GetJobRunCommand)
@@ -56,7 +59,13 @@ describe('curateWindow on Glue', () => {
       .resolvesOnce({ JobRun: { Id: 'jr_new', JobRunState: 'RUNNING' } })
       .resolves({ JobRun: { Id: 'jr_new', JobRunState: 'SUCCEEDED' } });
     const run = await runActivity(() => activities.curateWindow({ window: WINDOW }));
-    assert.deepEqual(run.result, { rowsRead: 15, duplicatesDropped: 2, rowsWritten: { vehicle: 8, gps: 5, traffic: 0, weather: 0, emergency: 0 }, remoteId: 'jr_new' });
+    assert.deepEqual(run.result, {
+      rowsRead: 15,
+      duplicatesDropped: 2,
+      rowsWritten: { vehicle: 8, gps: 5, traffic: 0, weather: 0, emergency: 0 },
+      snapshots: { vehicle: '9007199254740993', gps: '4312' },
+      remoteId: 'jr_new',
+    });
     const start = mocks.glue.commandCalls(StartJobRunCommand);
     assert.equal(start.length, 1);
     assert.deepEqual(start[0]!.args[0].input, {
@@ -65,7 +74,10 @@ describe('curateWindow on Glue', () => {
         '--from': FROM,
         '--to': TO,
         '--raw_root': 's3://sc-raw/raw/',
-        '--curated_root': 's3://sc-curated/curated/',
+        // The Iceberg tables: smartcity.<source> in the Glue catalog, at s3://sc-curated/<source>.
+        '--curated_root': 's3://sc-curated',
+        '--catalog_type': 'glue',
+        '--namespace': 'smartcity',
         '--schemas_dir': 's3://sc-artifacts/spark/schemas/',
         '--summary_path': `s3://sc-artifacts/${SUMMARY_KEY}`,
       },
@@ -168,6 +180,21 @@ describe('curateWindow on Glue', () => {
     assert.match(f.message, /FAILED: AnalysisException: path does not exist/);
     assert.match(f.message, /CloudWatch \/aws-glue\/jobs\/error stream jr_new/);
     assert.match(f.message, /pyspark\.errors\.AnalysisException: boom/);
+  });
+
+  test('a summary of a script from before Iceberg (no snapshot_id) gives no snapshots; a numeric snapshot_id is refused', async () => {
+    const { activities, mocks } = setup();
+    mocks.glue.on(GetJobRunCommand).resolves({ JobRun: { Id: 'jr_new', JobRunState: 'SUCCEEDED' } });
+    const old = { sources: { gps: { rows_read: 5, duplicates_dropped: 0, rows_written: 5 } } };
+    mocks.s3.on(GetObjectCommand).resolves({ Body: body(JSON.stringify(old)) });
+    const run = await runActivity(() => activities.curateWindow({ window: WINDOW }));
+    assert.equal(run.error, undefined, String(run.error));
+    assert.equal(run.result?.snapshots, undefined);
+    // 64-bit ids lose digits as JSON numbers: only the string form is taken.
+    mocks.s3.on(GetObjectCommand).resolves({ Body: body('{"sources": {"gps": {"rows_read": 5, "duplicates_dropped": 0, "rows_written": 5, "snapshot_id": 9007199254740993}}}') });
+    const f = failureOf((await runActivity(() => activities.curateWindow({ window: WINDOW }))).error);
+    assert.equal(f.type, 'Glue.NoRunSummary');
+    assert.match(f.message, /is not a curate summary/);
   });
 
   test('a run that succeeded without a summary fails naming the missing object', async () => {
@@ -284,10 +311,33 @@ describe('crawlLayer on Glue', () => {
   test('a missing crawler fails fast naming it', async () => {
     const { deps, mocks } = mockedAwsDeps();
     setup(mocks);
-    mocks.glue.on(StartCrawlerCommand).rejects(sdkError('EntityNotFoundException', { message: 'Crawler entry with name smartcity-curated does not exist' }));
-    const f = failureOf((await runActivity(() => glueActivities(deps).crawlLayer({ layer: 'curated', window: WINDOW }))).error);
+    mocks.glue.on(StartCrawlerCommand).rejects(sdkError('EntityNotFoundException', { message: 'Crawler entry with name smartcity-raw does not exist' }));
+    const f = failureOf((await runActivity(() => glueActivities(deps).crawlLayer({ layer: 'raw', window: WINDOW }))).error);
     assert.equal(f.nonRetryable, true);
-    assert.match(f.message, /crawler smartcity-curated does not exist: check the setting/);
+    assert.match(f.message, /crawler smartcity-raw does not exist: check the setting/);
+  });
+
+  test('curated needs no crawl (Iceberg commits register the tables): runs that still ask get the curated tables, nothing added, no crawler started', async () => {
+    const { deps, mocks } = mockedAwsDeps();
+    const iceberg = { Parameters: { table_type: 'ICEBERG', metadata_location: 's3://sc-curated/gps/metadata/00001.metadata.json' } };
+    mocks.glue.on(GetTablesCommand).resolves({
+      TableList: [{ Name: 'raw_gps', ...cols(['event_id', 'string']) }, { Name: 'gps', ...cols(['event_id', 'string']), ...iceberg }, { Name: 'vehicle', ...cols(['event_id', 'string']), ...iceberg }],
+    });
+    const run = await runActivity(() => glueActivities(deps).crawlLayer({ layer: 'curated', window: WINDOW }));
+    assert.equal(run.error, undefined, String(run.error));
+    assert.deepEqual({ ...run.result, startedAt: undefined }, { layer: 'curated', tables: ['gps', 'vehicle'], partitionsAdded: 0, schemaChanges: [], startedAt: undefined });
+    assert.ok(Date.parse(run.result!.startedAt) > 0);
+    assert.equal(mocks.glue.commandCalls(StartCrawlerCommand).length + mocks.glue.commandCalls(GetCrawlerCommand).length, 0);
+    assert.equal(mocks.glue.commandCalls(GetTablesCommand).length, 1, 'one catalog listing');
+  });
+
+  test('a curated table that is not Iceberg (a crawler\'s of the same name) fails for good, naming it', async () => {
+    const { deps, mocks } = mockedAwsDeps();
+    mocks.glue.on(GetTablesCommand).resolves({ TableList: [{ Name: 'gps', ...cols(['event_id', 'string']), Parameters: { classification: 'parquet' } }] });
+    const f = failureOf((await runActivity(() => glueActivities(deps).crawlLayer({ layer: 'curated', window: WINDOW }))).error);
+    assert.equal(f.type, 'Aws.CuratedTableNotIceberg');
+    assert.equal(f.nonRetryable, true);
+    assert.match(f.message, /smartcity\.gps is not an Iceberg table/);
   });
 
   test('throttling on the crawler fails the attempt as retryable', async () => {

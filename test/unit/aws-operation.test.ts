@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
-import { runRemoteOperation, type RemoteOperation } from '../../activities/aws/operation';
+import { allOperations, awaitOperation, runRemoteOperation, sequenceOperations, type RemoteOperation } from '../../activities/aws/operation';
 import { mockedAwsDeps, runActivity, type CancelHow } from '../helpers/aws-mock';
 
 const { deps } = mockedAwsDeps();
@@ -96,5 +96,72 @@ describe('runRemoteOperation', () => {
     op.cancel = () => Promise.reject(new Error('stop failed'));
     const run = await runActivity(() => runRemoteOperation(deps, op), { cancel: { afterHeartbeats: 2, how: 'workflow' } });
     assert.ok(run.error instanceof CancelledFailure, String(run.error));
+  });
+});
+
+describe('sequenceOperations', () => {
+  /** A fake run whose handle is `<name>-run`; done after `pollsUntilDone` polls; calls recorded in `calls`. */
+  function named(name: string, calls: string[], pollsUntilDone = 1): RemoteOperation<string, string> {
+    let polls = 0;
+    return {
+      what: name,
+      start: () => {
+        calls.push(`start ${name}`);
+        return Promise.resolve(`${name}-run`);
+      },
+      poll: (handle) => {
+        calls.push(`poll ${handle}`);
+        polls += 1;
+        return Promise.resolve(polls >= pollsUntilDone ? { done: true as const, result: `${name} done` } : { done: false as const, progress: { polls } });
+      },
+      cancel: (handle) => {
+        calls.push(`cancel ${handle}`);
+        return Promise.resolve();
+      },
+    };
+  }
+
+  test('starts the second operation only once the first finished, heartbeating the handle of whichever runs', async () => {
+    const calls: string[] = [];
+    const first = named('schema', calls, 2);
+    const then = allOperations('loads', { gps: named('gps', calls, 2) });
+    const run = await runActivity(() => runRemoteOperation(deps, sequenceOperations('load', first, () => then)));
+    assert.deepEqual(run.result, { gps: 'gps done' });
+    assert.deepEqual(calls, ['start schema', 'poll schema-run', 'poll schema-run', 'start gps', 'poll gps-run', 'poll gps-run']);
+    assert.deepEqual(
+      run.heartbeats.map((h) => (h as { handle: unknown }).handle),
+      [{ phase: 'first', handle: 'schema-run' }, { phase: 'first', handle: 'schema-run' }, { phase: 'then', handle: { gps: 'gps-run' } }, { phase: 'then', handle: { gps: 'gps-run' } }],
+    );
+  });
+
+  test('a retry resumes the phase its heartbeat names; a workflow cancel stops the running one', async () => {
+    const calls: string[] = [];
+    const resumed = await runActivity(() => runRemoteOperation(deps, sequenceOperations('load', named('schema', calls), () => named('gps', calls))), {
+      heartbeatDetails: { handle: { phase: 'then', handle: 'gps-old' } },
+    });
+    assert.equal(resumed.result, 'gps done');
+    assert.deepEqual(calls, ['poll gps-old']);
+
+    const cancelled: string[] = [];
+    const run = await runActivity(() => runRemoteOperation(deps, sequenceOperations('load', named('schema', cancelled, 1_000), () => named('gps', cancelled))), {
+      cancel: { afterHeartbeats: 2, how: 'workflow' },
+    });
+    assert.ok(run.error instanceof CancelledFailure);
+    assert.deepEqual(cancelled.filter((c) => c.startsWith('cancel') || c.startsWith('start')), ['start schema', 'cancel schema-run']);
+  });
+
+  test('a heartbeat of another shape (a version that ran the work as one operation) starts over from the first operation', async () => {
+    const calls: string[] = [];
+    const run = await runActivity(() => runRemoteOperation(deps, sequenceOperations('load', named('schema', calls), () => named('gps', calls))), {
+      heartbeatDetails: { handle: { gps: 'stmt-gps', vehicle: 'stmt-vehicle' } },
+    });
+    assert.equal(run.result, 'gps done');
+    assert.deepEqual(calls, ['start schema', 'poll schema-run', 'start gps', 'poll gps-run']);
+  });
+
+  test('awaitOperation (no activity) follows the hand-over too', async () => {
+    const calls: string[] = [];
+    assert.equal(await awaitOperation(deps, sequenceOperations('load', named('schema', calls), () => named('gps', calls)), 10_000), 'gps done');
+    assert.deepEqual(calls, ['start schema', 'poll schema-run', 'start gps', 'poll gps-run']);
   });
 });

@@ -5,14 +5,14 @@ import {
   BatchExecuteStatementCommand,
   CancelStatementCommand,
   DescribeStatementCommand,
+  ExecuteStatementCommand,
   GetStatementResultCommand,
   type BatchExecuteStatementCommandInput,
 } from '@aws-sdk/client-redshift-data';
 import { GetTablesCommand } from '@aws-sdk/client-glue';
-import { ListObjectsV2Command, type ListObjectsV2CommandInput } from '@aws-sdk/client-s3';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { CatalogColumn } from '../../activities/aws/glue';
-import { loadStatements, redshiftActivities, redshiftType } from '../../activities/aws/redshift';
+import { lakeSchemaStatement, loadStatements, redshiftActivities, redshiftType } from '../../activities/aws/redshift';
 import { parseWindow } from '../../activities/duckdb';
 import { mockedAwsDeps, runActivity, sdkError, type AwsMocks, type CancelHow } from '../helpers/aws-mock';
 
@@ -27,20 +27,34 @@ const GPS_COLUMNS: CatalogColumn[] = [
 ];
 const info = { workflowExecution: { workflowId: 'batch-2026-03-02T12:55', runId: 'run-1' }, activityId: '5' };
 
-function glueTable(name: string, columns: CatalogColumn[]) {
-  return { Name: name, StorageDescriptor: { Columns: columns.map((c) => ({ Name: c.name, Type: c.type })) }, PartitionKeys: [{ Name: 'date', Type: 'string' }, { Name: 'hour', Type: 'string' }] };
+/** A curated table as Iceberg's Glue catalog registers it: table_type ICEBERG, no Glue partitions. */
+function icebergTable(name: string, columns: CatalogColumn[], dropped: CatalogColumn[] = []) {
+  const column = (c: CatalogColumn, current: boolean) => ({ Name: c.name, Type: c.type, Parameters: { 'iceberg.field.current': String(current) } });
+  return {
+    Name: name,
+    Parameters: { table_type: 'ICEBERG', metadata_location: `s3://sc-curated/${name}/metadata/00003-x.metadata.json` },
+    StorageDescriptor: { Location: `s3://sc-curated/${name}`, Columns: [...columns.map((c) => column(c, true)), ...dropped.map((c) => column(c, false))] },
+  };
 }
 
-/** gps landed in both hours of the window, vehicle only in 13h; the others have nothing curated. */
+/** gps and vehicle have curated tables (vehicle's lists a column an earlier schema had); the others have nothing curated. */
 function stubLake(mocks: AwsMocks): void {
-  mocks.glue.on(GetTablesCommand).resolves({ TableList: [glueTable('curated_gps', GPS_COLUMNS), glueTable('curated_vehicle', GPS_COLUMNS.slice(0, 4)), glueTable('raw_gps', GPS_COLUMNS)] });
-  const landed = new Set(['curated/gps/date=2026-03-02/hour=12/', 'curated/gps/date=2026-03-02/hour=13/', 'curated/vehicle/date=2026-03-02/hour=13/']);
-  mocks.s3.on(ListObjectsV2Command).callsFake((input: ListObjectsV2CommandInput) => ({ KeyCount: landed.has(input.Prefix ?? '') ? 1 : 0 }));
+  mocks.glue.on(GetTablesCommand).resolves({
+    TableList: [
+      icebergTable('gps', GPS_COLUMNS),
+      icebergTable('vehicle', GPS_COLUMNS.slice(0, 4), [{ name: 'old_speed', type: 'float' }]),
+      { Name: 'raw_gps', StorageDescriptor: { Columns: GPS_COLUMNS.map((c) => ({ Name: c.name, Type: c.type })) }, PartitionKeys: [{ Name: 'date', Type: 'string' }] },
+    ],
+  });
 }
 
-/** Batches get ids stmt-<source>; they finish after `pollsUntilDone` describes; counts per source. */
+/**
+ * The external schema's statement gets the id `schema` and finishes at once; batches get ids
+ * stmt-<source> and finish after `pollsUntilDone` describes; counts per source.
+ */
 function stubStatements(mocks: AwsMocks, opts: { pollsUntilDone?: number; rows?: Record<string, number> } = {}) {
   const polls = new Map<string, number>();
+  mocks.redshiftData.on(ExecuteStatementCommand).resolves({ Id: 'schema' });
   mocks.redshiftData.on(BatchExecuteStatementCommand).callsFake((input: BatchExecuteStatementCommandInput) => {
     const source = /"public"\."(\w+)"/.exec(input.Sqls?.[0] ?? '')?.[1];
     return { Id: `stmt-${source}` };
@@ -48,7 +62,7 @@ function stubStatements(mocks: AwsMocks, opts: { pollsUntilDone?: number; rows?:
   mocks.redshiftData.on(DescribeStatementCommand).callsFake((input: { Id: string }) => {
     const n = (polls.get(input.Id) ?? 0) + 1;
     polls.set(input.Id, n);
-    return { Id: input.Id, Status: n >= (opts.pollsUntilDone ?? 1) ? 'FINISHED' : 'STARTED' };
+    return { Id: input.Id, Status: input.Id === 'schema' || n >= (opts.pollsUntilDone ?? 1) ? 'FINISHED' : 'STARTED' };
   });
   mocks.redshiftData.on(GetStatementResultCommand).callsFake((input: { Id: string }) => {
     const source = /^stmt-(\w+):\d+$/.exec(input.Id)?.[1] ?? '';
@@ -57,15 +71,27 @@ function stubStatements(mocks: AwsMocks, opts: { pollsUntilDone?: number; rows?:
 }
 
 const batches = (mocks: AwsMocks) => mocks.redshiftData.commandCalls(BatchExecuteStatementCommand).map((c) => c.args[0].input);
+const singles = (mocks: AwsMocks) => mocks.redshiftData.commandCalls(ExecuteStatementCommand).map((c) => c.args[0].input);
+const LAKE_SCHEMA = `CREATE EXTERNAL SCHEMA IF NOT EXISTS "smartcity_lake" FROM DATA CATALOG DATABASE 'smartcity' IAM_ROLE 'arn:aws:iam::123456789012:role/smartcity-copy'`;
 
 describe('loadWarehouse (aws)', () => {
-  test('loads each source with curated data in one batch: staging table, COPY per landed hour, delete + insert of the window, row count', async () => {
+  test('makes the external schema first, then loads each source with a curated table in one batch: delete + insert of the window from the Iceberg table, row count', async () => {
     const { deps, mocks } = mockedAwsDeps();
     stubLake(mocks);
     stubStatements(mocks, { pollsUntilDone: 2, rows: { gps: 7, vehicle: 3 } });
-    const run = await runActivity(() => redshiftActivities(deps).loadWarehouse({ window }), { info });
+    const run = await runActivity(() => redshiftActivities(deps).loadWarehouse({ window, snapshots: { gps: '4312', vehicle: '77' } }), { info });
     assert.equal(run.error, undefined, String(run.error));
     assert.deepEqual(run.result, { rows: { vehicle: 3, gps: 7, traffic: 0, weather: 0, emergency: 0 } });
+    // The external schema on the Glue database, with the COPY role, in its own statement, finished before any load began.
+    const [schema, ...more] = singles(mocks);
+    assert.equal(more.length, 0);
+    assert.equal(schema?.Sql, LAKE_SCHEMA);
+    assert.equal(schema?.WorkgroupName, 'smartcity');
+    assert.match(schema?.ClientToken ?? '', /^[0-9a-f]{64}$/);
+    const calls = mocks.redshiftData.calls().map((c) => (c.args[0] as { constructor: { name: string } }).constructor.name);
+    assert.ok(calls.indexOf('DescribeStatementCommand') < calls.indexOf('BatchExecuteStatementCommand'), calls.join(' '));
+    assert.deepEqual(run.heartbeats[0], { handle: { phase: 'first', handle: 'schema' } });
+    assert.deepEqual((run.heartbeats[1] as { handle: unknown }).handle, { phase: 'then', handle: { vehicle: 'stmt-vehicle', gps: 'stmt-gps' } });
     const sent = batches(mocks);
     assert.deepEqual(
       sent.map((b) => /^CREATE TABLE IF NOT EXISTS "public"\."(\w+)"/.exec(b.Sqls?.[0] ?? '')?.[1]),
@@ -77,20 +103,13 @@ describe('loadWarehouse (aws)', () => {
     assert.equal(gps.ClusterIdentifier, undefined);
     assert.match(gps.ClientToken ?? '', /^[0-9a-f]{64}$/);
     const sqls = gps.Sqls!;
-    assert.match(sqls[1]!, /^CREATE TEMP TABLE "stage_gps" \("event_id" VARCHAR\(65535\), "source" VARCHAR\(65535\), "seq" BIGINT, "event_time" TIMESTAMP, "lat" DOUBLE PRECISION, "speed" DECIMAL\(6,2\)\)$/);
-    assert.deepEqual(
-      sqls.filter((s) => s.startsWith('COPY')),
-      ['12', '13'].map(
-        (h) => `COPY "stage_gps" FROM 's3://sc-curated/curated/gps/date=2026-03-02/hour=${h}/' IAM_ROLE 'arn:aws:iam::123456789012:role/smartcity-copy' FORMAT AS PARQUET`,
-      ),
-    );
+    assert.equal(sqls[0], `CREATE TABLE IF NOT EXISTS "public"."gps" ("event_id" VARCHAR(65535), "source" VARCHAR(65535), "seq" BIGINT, "event_time" TIMESTAMP, "lat" DOUBLE PRECISION, "speed" DECIMAL(6,2))`);
+    assert.ok(!sqls.some((s) => /^COPY|TEMP TABLE|VERSION AS OF/.test(s)), 'no staging: the Iceberg table is read as it is now');
     const inWindow = `"event_time" >= TIMESTAMP '2026-03-02 12:55:00.000' AND "event_time" < TIMESTAMP '2026-03-02 13:05:00.000'`;
-    assert.ok(sqls.includes(`DELETE FROM "public"."gps" WHERE ${inWindow}`), sqls.join('\n'));
-    const insert = sqls.findIndex((s) => s.startsWith('INSERT INTO "public"."gps"'));
-    assert.ok(insert > sqls.indexOf(`DELETE FROM "public"."gps" WHERE ${inWindow}`), 'delete, then insert, in the same batch');
-    assert.equal(sqls[insert], `INSERT INTO "public"."gps" ("event_id", "source", "seq", "event_time", "lat", "speed") SELECT "event_id", "source", "seq", "event_time", "lat", "speed" FROM "stage_gps" WHERE ${inWindow}`);
+    assert.equal(sqls[1], `DELETE FROM "public"."gps" WHERE ${inWindow}`);
+    assert.equal(sqls[2], `INSERT INTO "public"."gps" ("event_id", "source", "seq", "event_time", "lat", "speed") SELECT "event_id", "source", "seq", "event_time", "lat", "speed" FROM "smartcity_lake"."gps" WHERE ${inWindow}`);
     assert.equal(sqls.at(-1), `SELECT count(*) AS row_count FROM "public"."gps" WHERE ${inWindow}`);
-    assert.equal(sent[0]!.Sqls!.filter((s) => s.startsWith('COPY')).length, 1, 'vehicle landed in one hour only');
+    assert.doesNotMatch(sent[0]!.Sqls![0]!, /old_speed/, 'a column of an earlier schema is not the table\'s');
     assert.deepEqual(
       mocks.redshiftData.commandCalls(GetStatementResultCommand).map((c) => c.args[0].input.Id).sort(),
       [`stmt-gps:${sqls.length}`, `stmt-vehicle:${sent[0]!.Sqls!.length}`],
@@ -128,6 +147,19 @@ describe('loadWarehouse (aws)', () => {
     assert.equal(new Set([...first, ...other]).size, 4, 'one token per source and run');
   });
 
+  test('the external schema statement keeps its token on a retry too', async () => {
+    const token = async () => {
+      const { deps, mocks } = mockedAwsDeps();
+      stubLake(mocks);
+      stubStatements(mocks);
+      await runActivity(() => redshiftActivities(deps).loadWarehouse({ window }), { info });
+      return singles(mocks).map((s) => s.ClientToken);
+    };
+    const first = await token();
+    assert.equal(first.length, 1);
+    assert.deepEqual(await token(), first);
+  });
+
   test('a failed statement fails for good with its Error and the failing statement', async () => {
     const { deps, mocks } = mockedAwsDeps();
     stubLake(mocks);
@@ -135,12 +167,12 @@ describe('loadWarehouse (aws)', () => {
     mocks.redshiftData.on(DescribeStatementCommand, { Id: 'stmt-gps' }).resolves({
       Id: 'stmt-gps',
       Status: 'FAILED',
-      Error: 'ERROR: Spectrum Scan Error: S3 access denied for s3://sc-curated/curated/gps/',
+      Error: 'ERROR: Spectrum Scan Error: S3 access denied for s3://sc-curated/gps/data/',
       SubStatements: [
         { Id: 'stmt-gps:1', Status: 'FINISHED', QueryString: 'CREATE TABLE IF NOT EXISTS …' },
-        { Id: 'stmt-gps:2', Status: 'FINISHED', QueryString: 'CREATE TEMP TABLE …' },
-        { Id: 'stmt-gps:3', Status: 'FAILED', QueryString: `COPY "stage_gps" FROM 's3://sc-curated/curated/gps/date=2026-03-02/hour=12/'`, Error: 'S3 access denied' },
-        { Id: 'stmt-gps:4', Status: 'ABORTED', QueryString: 'COPY …' },
+        { Id: 'stmt-gps:2', Status: 'FINISHED', QueryString: 'DELETE FROM …' },
+        { Id: 'stmt-gps:3', Status: 'FAILED', QueryString: `INSERT INTO "public"."gps" ("event_id") SELECT "event_id" FROM "smartcity_lake"."gps"`, Error: 'S3 access denied' },
+        { Id: 'stmt-gps:4', Status: 'ABORTED', QueryString: 'CREATE TABLE IF NOT EXISTS …' },
       ],
     });
     const run = await runActivity(() => redshiftActivities(deps).loadWarehouse({ window }), { info });
@@ -149,7 +181,7 @@ describe('loadWarehouse (aws)', () => {
     assert.equal(err.type, 'Redshift.StatementFailed');
     assert.equal(err.nonRetryable, true);
     assert.match(err.message, /warehouse load of gps for 2026-03-02T12:55:00.000Z\/2026-03-02T13:05:00.000Z: Redshift statement stmt-gps FAILED: ERROR: Spectrum Scan Error/);
-    assert.match(err.message, /at statement 3 of 4: COPY "stage_gps" FROM 's3:\/\/sc-curated\/curated\/gps\/date=2026-03-02\/hour=12\/'/);
+    assert.match(err.message, /at statement 3 of 4: INSERT INTO "public"\."gps" \("event_id"\) SELECT "event_id" FROM "smartcity_lake"\."gps"/);
     assert.match(err.message, /rolled back/);
     const [details] = err.details as [{ statementId: string; failedStatement: { index: number } }];
     assert.equal(details.statementId, 'stmt-gps');
@@ -160,21 +192,44 @@ describe('loadWarehouse (aws)', () => {
     const { deps, mocks } = mockedAwsDeps();
     stubLake(mocks);
     stubStatements(mocks, { rows: { gps: 7, vehicle: 3 } });
-    mocks.redshiftData.on(DescribeStatementCommand).rejectsOnce(sdkError('ThrottlingException', { status: 400 }));
+    mocks.redshiftData.on(DescribeStatementCommand, { Id: 'stmt-gps' }).rejectsOnce(sdkError('ThrottlingException', { status: 400 }));
     const first = await runActivity(() => redshiftActivities(deps).loadWarehouse({ window }), { info });
     assert.ok(first.error instanceof ApplicationFailure, String(first.error));
     assert.equal(first.error.nonRetryable, false);
     assert.equal(first.error.type, 'Aws.ThrottlingException');
     assert.match(first.error.message, /redshift-data:DescribeStatement/);
-    const heartbeat = first.heartbeats.at(-1);
-    assert.deepEqual(heartbeat, { handle: { vehicle: 'stmt-vehicle', gps: 'stmt-gps' } });
+    const heartbeat = first.heartbeats.at(-1) as { handle: unknown };
+    assert.deepEqual(heartbeat.handle, { phase: 'then', handle: { vehicle: 'stmt-vehicle', gps: 'stmt-gps' } });
 
     stubStatements(mocks, { rows: { gps: 7, vehicle: 3 } });
-    const started = batches(mocks).length;
+    const started = batches(mocks).length + singles(mocks).length;
     const second = await runActivity(() => redshiftActivities(deps).loadWarehouse({ window }), { info, heartbeatDetails: heartbeat });
     assert.equal(second.error, undefined, String(second.error));
     assert.equal(second.result?.rows.gps, 7);
-    assert.equal(batches(mocks).length, started, 'no statement started again');
+    assert.equal(batches(mocks).length + singles(mocks).length, started, 'no statement started again');
+  });
+
+  test('an attempt that stopped while the external schema was being made resumes it, then starts the loads', async () => {
+    const { deps, mocks } = mockedAwsDeps();
+    stubLake(mocks);
+    stubStatements(mocks, { rows: { gps: 7 } });
+    const run = await runActivity(() => redshiftActivities(deps).loadWarehouse({ window }), { info, heartbeatDetails: { handle: { phase: 'first', handle: 'schema' } } });
+    assert.equal(run.error, undefined, String(run.error));
+    assert.equal(run.result?.rows.gps, 7);
+    assert.equal(singles(mocks).length, 0, 'the schema statement was not sent again');
+    assert.equal(batches(mocks).length, 2);
+  });
+
+  test('a failed external schema statement fails for good before any load starts', async () => {
+    const { deps, mocks } = mockedAwsDeps();
+    stubLake(mocks);
+    stubStatements(mocks);
+    mocks.redshiftData.on(DescribeStatementCommand, { Id: 'schema' }).resolves({ Id: 'schema', Status: 'FAILED', Error: 'ERROR: Not authorized to get credentials of role arn:aws:iam::123456789012:role/smartcity-copy' });
+    const run = await runActivity(() => redshiftActivities(deps).loadWarehouse({ window }), { info });
+    assert.ok(run.error instanceof ApplicationFailure, String(run.error));
+    assert.equal(run.error.type, 'Redshift.StatementFailed');
+    assert.match(run.error.message, /external schema smartcity_lake for the warehouse load of .*: Redshift statement schema FAILED: ERROR: Not authorized/);
+    assert.equal(batches(mocks).length, 0);
   });
 
   test('ActiveStatementsExceededException on start is retried; AccessDenied fails fast naming the action', async () => {
@@ -184,6 +239,7 @@ describe('loadWarehouse (aws)', () => {
     ] as const) {
       const { deps, mocks } = mockedAwsDeps();
       stubLake(mocks);
+      stubStatements(mocks);
       mocks.redshiftData.on(BatchExecuteStatementCommand).rejects(sdkError(code));
       const run = await runActivity(() => redshiftActivities(deps).loadWarehouse({ window }), { info });
       assert.ok(run.error instanceof ApplicationFailure, String(run.error));
@@ -199,6 +255,7 @@ describe('loadWarehouse (aws)', () => {
       stubLake(mocks);
       stubStatements(mocks, { pollsUntilDone: 1_000_000 });
       mocks.redshiftData.on(CancelStatementCommand).resolves({ Status: true });
+      // Heartbeats: the schema statement, the loads started, a poll of the loads.
       const run = await runActivity(() => redshiftActivities(deps).loadWarehouse({ window }), { info, cancel: { afterHeartbeats: 3, how } });
       assert.ok(run.error instanceof CancelledFailure, String(run.error));
       const cancelled = mocks.redshiftData.commandCalls(CancelStatementCommand).map((c) => c.args[0].input.Id).sort();
@@ -206,24 +263,31 @@ describe('loadWarehouse (aws)', () => {
     });
   }
 
-  test('curated files without a catalogued curated table fail for good, asking for the curated crawl', async () => {
+  test('a committed snapshot without its curated table fails for good, naming the table and the snapshot', async () => {
     const { deps, mocks } = mockedAwsDeps();
     mocks.glue.on(GetTablesCommand).resolves({ TableList: [] });
-    mocks.s3.on(ListObjectsV2Command).resolves({ KeyCount: 1 });
-    const run = await runActivity(() => redshiftActivities(deps).loadWarehouse({ window }), { info });
+    const run = await runActivity(() => redshiftActivities(deps).loadWarehouse({ window, snapshots: { traffic: '981' } }), { info });
     assert.ok(run.error instanceof ApplicationFailure, String(run.error));
+    assert.equal(run.error.type, 'Aws.CuratedTableMissing');
     assert.equal(run.error.nonRetryable, true);
-    assert.match(run.error.message, /no table curated_vehicle: run the curated crawler \(smartcity-curated\) first/);
-    assert.equal(batches(mocks).length, 0);
+    assert.match(run.error.message, /committed snapshot 981 of traffic, but the Glue database smartcity has no table traffic/);
+    assert.equal(batches(mocks).length + singles(mocks).length, 0);
   });
 
-  test('nothing curated anywhere loads nothing and sends no statement', async () => {
+  test('a curated table of the right name that is not Iceberg fails for good', async () => {
+    const { deps, mocks } = mockedAwsDeps();
+    mocks.glue.on(GetTablesCommand).resolves({ TableList: [{ Name: 'gps', StorageDescriptor: { Columns: [{ Name: 'event_id', Type: 'string' }] } }] });
+    const run = await runActivity(() => redshiftActivities(deps).loadWarehouse({ window }), { info });
+    assert.ok(run.error instanceof ApplicationFailure, String(run.error));
+    assert.equal(run.error.type, 'Aws.CuratedTableNotIceberg');
+  });
+
+  test('nothing curated anywhere loads nothing and sends no statement, not even the external schema', async () => {
     const { deps, mocks } = mockedAwsDeps();
     mocks.glue.on(GetTablesCommand).resolves({ TableList: [] });
-    mocks.s3.on(ListObjectsV2Command).resolves({ KeyCount: 0 });
     const run = await runActivity(() => redshiftActivities(deps).loadWarehouse({ window }), { info });
     assert.deepEqual(run.result, { rows: { vehicle: 0, gps: 0, traffic: 0, weather: 0, emergency: 0 } });
-    assert.equal(batches(mocks).length, 0);
+    assert.equal(batches(mocks).length + singles(mocks).length, 0);
   });
 });
 
@@ -235,13 +299,11 @@ describe('warehouse DDL', () => {
     assert.throws(() => redshiftType({ name: 'location', type: 'struct<lat:double,lon:double>' }), /curated column location has type struct<lat:double,lon:double>/);
   });
 
-  test('target and staging tables take the curated columns in file order (COPY maps Parquet by position)', () => {
+  test('the warehouse schema may share the Glue database\'s name: the lake is read through <database>_lake', () => {
     const { deps } = mockedAwsDeps({ SMARTCITY_REDSHIFT_SCHEMA: 'smartcity' });
-    const reversed = [...GPS_COLUMNS].reverse();
-    const sqls = loadStatements(deps, 'gps', reversed, [], parseWindow(window));
-    const order = reversed.map((c) => `"${c.name}"`).join('.*');
-    assert.match(sqls[0]!, new RegExp(`^CREATE TABLE IF NOT EXISTS "smartcity"\\."gps" \\(${order}.*\\)$`));
-    assert.match(sqls[1]!, new RegExp(`^CREATE TEMP TABLE "stage_gps" \\(${order}.*\\)$`));
-    assert.ok(!sqls.some((s) => s.startsWith('COPY')), 'no COPY from a prefix with nothing in it');
+    const sqls = loadStatements(deps, 'gps', GPS_COLUMNS, parseWindow(window));
+    assert.match(sqls[0]!, /^CREATE TABLE IF NOT EXISTS "smartcity"\."gps" \(/);
+    assert.match(sqls[2]!, /^INSERT INTO "smartcity"\."gps" \(.*\) SELECT .* FROM "smartcity_lake"\."gps" WHERE /);
+    assert.equal(lakeSchemaStatement(deps), LAKE_SCHEMA);
   });
 });

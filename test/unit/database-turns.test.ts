@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { queryRows, withDatabase } from '../../activities/duckdb';
-import { withCuratedLayer } from '../../activities/curated-lock';
 import { PROJECT_ROOT } from '../../config';
 
 const dir = mkdtempSync(join(tmpdir(), 'smartcity-turns-'));
@@ -85,45 +84,5 @@ describe('withDatabase on one file', () => {
       });`;
     const out = execFileSync(process.execPath, ['-e', script, file], { cwd: PROJECT_ROOT, encoding: 'utf8' });
     assert.equal(out.trim(), '3');
-  });
-});
-
-describe('withCuratedLayer', () => {
-  test('readers share the layer; the writer has it alone; a waiting writer holds back later readers', { timeout: 10_000 }, async () => {
-    const events: string[] = [];
-    const readers = [gate(), gate()];
-    const held = readers.map((g, i) =>
-      withCuratedLayer('read', async () => {
-        events.push(`read ${i} in`);
-        await g.opened;
-        events.push(`read ${i} out`);
-      }),
-    );
-    const writer = withCuratedLayer('write', async () => {
-      events.push('write in');
-      await sleep(10);
-      events.push('write out');
-    });
-    const late = withCuratedLayer('read', async () => {
-      events.push('late read in');
-    });
-    await sleep(20);
-    assert.deepEqual(events, ['read 0 in', 'read 1 in'], 'both readers in at once; the writer and the later reader wait');
-    readers[0]!.open();
-    await held[0];
-    assert.ok(!events.includes('write in'), 'the writer waits for every reader');
-    readers[1]!.open();
-    await Promise.all([writer, late, held[1]]);
-    assert.deepEqual(events.slice(4), ['write in', 'write out', 'late read in']);
-  });
-
-  test('a failing holder releases the layer', async () => {
-    await assert.rejects(
-      withCuratedLayer('write', async () => {
-        throw new Error('boom');
-      }),
-      /boom/,
-    );
-    assert.equal(await withCuratedLayer('read', async () => 'after'), 'after');
   });
 });

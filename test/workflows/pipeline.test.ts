@@ -22,7 +22,7 @@ import {
   type SmartCityPipelineInput,
   type WindowRecord,
 } from '../../workflows';
-import { MINUTE, POLL, Stubs, TIMEOUT, closeWorkflow, counts, iso, recordHistory, sleepPastBoundary, withWorker, workflowBundle, type Track } from './stubs';
+import { MINUTE, POLL, Stubs, TIMEOUT, closeWorkflow, counts, iso, recordHistory, sleepPastBoundary, stubSnapshots, withWorker, workflowBundle, type Track } from './stubs';
 import { until, when } from '../helpers/until';
 
 const W = 5 * MINUTE;
@@ -194,8 +194,14 @@ describe('smartCityPipeline', () => {
       const crawls = stubs.callsOf('crawlLayer').map((c) => c.input as { layer: string; window: { from: string; to: string } });
       assert.deepEqual(
         crawls.map((c) => `${c.layer} ${c.window.from}/${c.window.to}`).sort(),
-        ['curated', 'raw'].flatMap((layer) => [`${layer} ${iso(b - 6 * W)}/${iso(b - 2 * W)}`, `${layer} ${iso(b - 2 * W)}/${iso(b)}`]),
-        'raw and curated crawled once per chunk, over its range',
+        [`raw ${iso(b - 6 * W)}/${iso(b - 2 * W)}`, `raw ${iso(b - 2 * W)}/${iso(b)}`],
+        'raw crawled once per chunk, over its range; curated not at all (an Iceberg commit registers its table)',
+      );
+      const chunkSnapshots = stubSnapshots({ from: iso(b - 6 * W), to: iso(b - 2 * W) });
+      assert.deepEqual(
+        stubs.callsOf('loadWarehouse').filter((c) => (c.input as { window: { from: string } }).window.from === iso(b - 5 * W)).map((c) => (c.input as { snapshots?: unknown }).snapshots),
+        [chunkSnapshots],
+        "a window's load reads the snapshots its chunk committed",
       );
       assert.deepEqual(stubs.windowsOf('loadWarehouse').sort(), windows.map(iso));
       assert.deepEqual(stubs.windowsOf('checkQuality').sort(), windows.map(iso));
@@ -213,7 +219,8 @@ describe('smartCityPipeline', () => {
       const events = (await run.fetchHistory()).events ?? [];
       assert.equal(events.filter((e) => e.activityTaskScheduledEventAttributes).length, 0, 'no activity task for a window its chunk curated');
       assert.equal(events.filter((e) => e.markerRecordedEventAttributes).length, 3, 'the patch marker and two local activities');
-      await recordHistory(chunk, 'backfillChunk-four-windows');
+      // backfillChunk-four-windows.json, recorded before the lake was Iceberg (it crawls curated), stays as it is.
+      await recordHistory(chunk, 'backfillChunk-iceberg-four-windows');
       // batchRun-curated-by-chunk.json, recorded before the patch (activity tasks), stays as it is.
       await recordHistory(run, 'batchRun-curated-by-chunk-local-activities');
       assert.equal(await closeWorkflow(handle), 'CANCELLED');

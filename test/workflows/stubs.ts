@@ -17,6 +17,7 @@ import type {
   SourceCounts,
   StreamingJobState,
   TimeWindow,
+  Snapshots,
 } from '../../activities/types';
 export { iso } from '../../workflows/input';
 
@@ -106,7 +107,7 @@ export class Stubs {
         if (gate) await this.heartbeatUntil(gate, `${from}/${to}`);
         if (this.curateDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, this.curateDelayMs));
         const raw = this.raw(input.window);
-        return { rowsRead: total(raw), duplicatesDropped: 0, rowsWritten: raw };
+        return { rowsRead: total(raw), duplicatesDropped: 0, rowsWritten: raw, snapshots: stubSnapshots(input.window) };
       } finally {
         this.concurrentCurates -= 1;
       }
@@ -273,3 +274,9 @@ export async function sleepPastBoundary(env: TestWorkflowEnvironment, sizeMs: nu
 }
 
 export { recordHistory, workflowBundle } from '../helpers/temporal';
+
+/** The snapshot ids the stub curate reports for a range (one per source, told apart by range). */
+export function stubSnapshots(range: TimeWindow): Snapshots {
+  const base = BigInt(Date.parse(range.from)) * 10n;
+  return { vehicle: String(base + 1n), gps: String(base + 2n), traffic: String(base + 3n), weather: String(base + 4n), emergency: String(base + 5n) };
+}
