@@ -22,7 +22,7 @@ RUN apt-get update \
 # Only the pinned specs first, so this slow layer is rebuilt when a version changes, not the code.
 COPY package.json package-lock.json ./
 COPY scripts/ scripts/
-COPY spark/jars-pom.xml spark/connect-pom.xml spark/
+COPY spark/jars-pom.xml spark/connect-pom.xml spark/iceberg-pom.xml spark/
 # The image needs no Kafka broker jars (Kafka runs in its own container) nor Maven's cache.
 RUN bash scripts/setup.sh \
  && npm prune --omit=dev --no-audit --no-fund \

@@ -104,7 +104,7 @@ export async function benchBackfill(opts: BenchBackfillOptions = {}) {
       await close();
     }
     const ratio = median(backfillMs) / median(directMs);
-    const stageNames = ['crawlRaw', 'countRaw', 'curate', 'crawlCurated', 'windows'] as const;
+    const stageNames = ['crawlRaw', 'countRaw', 'curate', 'windows'] as const;
     print(`  one spark-submit of curate over the range : ${spread(directMs)} (${directMs.map(seconds).join(', ')})`);
     if (connectMs.length) print(`  the same, a Spark Connect client (no ref.) : ${spread(connectMs)} (${connectMs.map(seconds).join(', ')})`);
     print(`  requestBackfill → all windows checked     : ${spread(backfillMs)} (${backfillMs.map(seconds).join(', ')})`);

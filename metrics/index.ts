@@ -109,7 +109,7 @@ export function metricFamilies(meter: MetricMeter) {
       'smartcity_batch_stage_duration',
       'float',
       'seconds',
-      'Duration of one attempt of a batch-run stage on this worker, by stage (crawlRaw, countRaw, curate, crawlCurated, load, quality) and outcome.',
+      'Duration of one attempt of a batch-run stage on this worker, by stage (crawlRaw, countRaw, curate, load, quality; crawlCurated in runs from before the curated layer was Iceberg) and outcome.',
     ),
   };
 }

@@ -23,7 +23,7 @@ import { jarsIn, tools } from '../stack/tools';
 import { ICEBERG_EXTENSIONS } from './connect';
 import { connectClientEnv, ensureConnectServer, releaseConnectSession } from './connect';
 
-export type SparkJobKind = 'stream_ingest' | 'curate' | 'bare_copy';
+export type SparkJobKind = 'stream_ingest' | 'curate' | 'bare_copy' | 'maintain';
 
 /** Flags of spark/jobs/stream_ingest.py; every path may be local or s3://. */
 export interface IngestArgs {
@@ -71,6 +71,21 @@ export interface CurateArgs {
   summaryPath?: string;
 }
 
+/** spark/jobs/maintain.py: compaction, snapshot expiry and orphan-file removal of the curated tables. */
+export interface MaintainArgs {
+  /** Default: config.lakeRoot. */
+  lakeRoot?: string;
+  /** Only these tables (default: every curated table). */
+  tables?: string[];
+  minInputFiles?: number;
+  expireAfterMinutes?: number;
+  retainLast?: number;
+  orphanAfterMinutes?: number;
+  shufflePartitions?: number;
+  /** Default <lakeRoot>/_runs/maintain/<job name>.json. */
+  summaryPath?: string;
+}
+
 interface CommonSpec {
   /** Unique per job: names its pid record, log and state files. Letters, digits, `.`, `_`, `-`. */
   name: string;
@@ -96,8 +111,8 @@ export type SparkJobSpec = CommonSpec &
     | { job: 'stream_ingest'; args?: IngestArgs }
     | { job: 'bare_copy'; args?: BareCopyArgs }
     | {
-        job: 'curate';
-        args: CurateArgs;
+        job: 'curate' | 'maintain';
+        args: CurateArgs | MaintainArgs;
         /**
          * Run as a client of the stack's Spark Connect server (spark/connect.ts), started again
          * first if it is down, instead of as a spark-submit of its own; master, conf and
@@ -253,8 +268,23 @@ function jobArgs(config: Config, spec: SparkJobSpec): { flags: string[]; progres
       flag(flags, 'layout', args.layout);
       return { flags, progressFile };
     }
+    case 'maintain': {
+      const args = spec.args as MaintainArgs;
+      const lakeRoot = args.lakeRoot ?? config.lakeRoot;
+      const summaryPath = args.summaryPath ?? `${lakeRoot.replace(/\/+$/, '')}/_runs/maintain/${spec.name}.json`;
+      const flags: string[] = [];
+      flag(flags, 'lake-root', lakeRoot);
+      for (const table of args.tables ?? []) flag(flags, 'table', table);
+      flag(flags, 'min-input-files', args.minInputFiles);
+      flag(flags, 'expire-after-minutes', args.expireAfterMinutes);
+      flag(flags, 'retain-last', args.retainLast);
+      flag(flags, 'orphan-after-minutes', args.orphanAfterMinutes);
+      flag(flags, 'shuffle-partitions', args.shufflePartitions);
+      flag(flags, 'summary-path', summaryPath);
+      return { flags, summaryPath };
+    }
     case 'curate': {
-      const args = spec.args;
+      const args = spec.args as CurateArgs;
       const lakeRoot = args.lakeRoot ?? config.lakeRoot;
       // Named after the job, not the window, so that the runner and its caller know where it is.
       const summaryPath = args.summaryPath ?? `${lakeRoot.replace(/\/+$/, '')}/_runs/curate/${spec.name}.json`;
@@ -326,7 +356,7 @@ export function sparkJobEnv(config: Config, spec: SparkJobSpec, master: string, 
   return { ...env, ...spec.env };
 }
 
-const viaConnect = (spec: SparkJobSpec) => spec.job === 'curate' && spec.connect === true;
+const viaConnect = (spec: SparkJobSpec) => (spec.job === 'curate' || spec.job === 'maintain') && spec.connect === true;
 
 /**
  * The environment of the stack's Spark Connect server: the jobs' allow-listed one (its driver runs

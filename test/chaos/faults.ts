@@ -7,7 +7,7 @@ import { runningProcess } from '../../stack/processes';
 import { fleetStatusQuery, STREAMING_WORKFLOW_ID } from '../../workflows';
 import {
   controllerStatus,
-  curatedStaging,
+  curatedDataFiles,
   curateJobs,
   ingestedOffsets,
   ingestJvm,
@@ -389,12 +389,14 @@ async function curateFault(run: Run, s: Scenario): Promise<void> {
       }
       job = curateJobs(s).find((j) => j.replay);
       if (!job) return undefined;
-      // The write is short: look closely (every 100 ms, for 5 s) while this job runs.
-      const stagingSeen = () => {
-        staging = curatedStaging(s);
+      // The MERGEs write files, then commit: look closely (every 100 ms, for 10 s) for this job's
+      // first new file, and kill it then, mid-MERGE.
+      const before = curatedDataFiles(s);
+      const writing = () => {
+        staging = [...curatedDataFiles(s)].filter((f) => !before.has(f));
         return staging.length > 0 ? true : undefined;
       };
-      return until('the curate job to stage its write', stagingSeen, { timeoutMs: 5_000, everyMs: 100 }).catch(() => undefined);
+      return until('the curate job to write curated files', writing, { timeoutMs: 10_000, everyMs: 100 }).catch(() => undefined);
     },
     { timeoutMs: 10 * 60_000, everyMs: 500 },
   );

@@ -94,19 +94,30 @@ export function curateJobs(s: Scenario): CurateJob[] {
   });
 }
 
-/** Staging folders of a curated write in progress (Spark's dynamic partition overwrite). */
-export function curatedStaging(s: Scenario): string[] {
-  return SOURCES.flatMap((source) => {
-    const root = join(s.tier.lakeRoot, 'curated', source);
-    if (!existsSync(root)) return [];
+/**
+ * The curated tables' data and delete files (Iceberg writes them before its commit names them).
+ * A file in a later listing but not an earlier one is a curate's write in progress or just
+ * committed: killing its job then kills it mid-MERGE.
+ */
+export function curatedDataFiles(s: Scenario): Set<string> {
+  const files = new Set<string>();
+  const walk = (dir: string, rel: string) => {
+    let entries;
     try {
-      return readdirSync(root)
-        .filter((name) => name.startsWith('.spark-staging'))
-        .map((name) => `curated/${source}/${name}`);
+      entries = readdirSync(dir, { withFileTypes: true });
     } catch {
-      return [];
+      return;
     }
-  });
+    for (const e of entries) {
+      if (e.isDirectory()) walk(join(dir, e.name), `${rel}/${e.name}`);
+      else if (e.name.endsWith('.parquet')) files.add(`${rel}/${e.name}`);
+    }
+  };
+  for (const source of SOURCES) {
+    const root = join(s.tier.lakeRoot, 'curated', source, 'data');
+    if (existsSync(root)) walk(root, `curated/${source}/data`);
+  }
+  return files;
 }
 
 /** The requestBackfill update; the update id makes a repeated request (after a timeout) one request. */

@@ -3,6 +3,7 @@
 // DuckDB activities. The events come from the fleet simulation itself. The HTML report is rendered
 // in headless Chromium, which must draw the map and the charts without fetching anything.
 import assert from 'node:assert/strict';
+import { appendCurated } from '../helpers/iceberg-write';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -101,7 +102,10 @@ async function pipelineDataDir(): Promise<Fixture> {
     const curated = rows.filter((r) => String(r.event_time) >= WINDOW.from && String(r.event_time) < WINDOW.to);
     inWindow[source] = curated.length;
     if (curated.length > 0) {
-      await writeParquet(join(config.lakeRoot, 'curated', source, hourOf(WINDOW.from), 'part-00000.snappy.parquet'), curated, '* REPLACE (CAST(event_time AS TIMESTAMPTZ) AS event_time)');
+      // Curated is an Iceberg table (activities/iceberg.ts reads it), written here without Spark.
+      const columns = Object.entries(curated[0]!).map(([name, value]) => [name, name === 'event_time' ? 'TIMESTAMPTZ' : typeof value === 'number' ? 'DOUBLE' : 'VARCHAR'] as const);
+      const values = curated.map((r) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, typeof v === 'number' || v === null ? v : typeof v === 'string' ? v : JSON.stringify(v)])));
+      await appendCurated(config, source, columns, values);
     }
   }
   const rejected = [1, 2].map((n) => ({ value: `{"broken": ${n}`, reason: 'invalid JSON', kafka_topic: 'gps_data', kafka_partition: 0, kafka_offset: n }));

@@ -62,7 +62,7 @@ describe('shipping a workflow change with patching', { timeout: 5 * 60_000 }, ()
     const fresh = await recordRun('patched');
     // batchRun's own patches record markers too: count the fixture's.
     const patchOf = (data: Uint8Array | null | undefined) => (data ? (JSON.parse(Buffer.from(data).toString()) as { id?: string }).id : undefined);
-    const markers = (fresh.events ?? []).filter((e) => patchOf(e.markerRecordedEventAttributes?.details?.patch_data?.payloads?.[0]?.data) === PATCH_ID);
+    const markers = (fresh.events ?? []).filter((e) => patchOf(e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]?.data) === PATCH_ID);
     assert.equal(markers.length, 1, 'a new run records the patch marker');
     await replay('patched', fresh);
   });

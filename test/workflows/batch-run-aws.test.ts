@@ -28,6 +28,7 @@ import {
   createCrawlers,
   createCurateJob,
   createDatabase,
+  createIcebergTable,
   createLakeTable,
   motoWorld,
   putObject,
@@ -65,11 +66,12 @@ describe('batchRun with the aws activities (moto)', () => {
     // What the streaming job landed, the curate job wrote and the crawlers catalogued (moto runs
     // neither Spark nor a real crawl): three gps events in the window.
     await putObject(world, aws.buckets.raw, `raw/gps/${partition}/batch_id=7/part-0.parquet`, 'PAR1');
-    await putObject(world, aws.buckets.curated, `curated/gps/${partition}/part-0.snappy.parquet`, 'PAR1');
+    await putObject(world, aws.buckets.curated, 'gps/data/event_time_hour=2026-03-02-12/00000-0-x.parquet', 'PAR1');
     const columns = rulesOf('gps').map((r) => ({ name: r.column, type: r.column === 'event_time' ? 'timestamp' : 'string' }));
     await createLakeTable(world, 'raw_gps', columns);
-    await createLakeTable(world, 'curated_gps', columns);
-    await putObject(world, aws.buckets.artifacts, curateSummaryKey(window), JSON.stringify({ sources: { gps: { rows_read: 4, duplicates_dropped: 1, rows_written: 3 } } }));
+    // The curate job's MERGE registers its Iceberg table in the Glue catalog (no curated crawl).
+    await createIcebergTable(world, 'gps', columns);
+    await putObject(world, aws.buckets.artifacts, curateSummaryKey(window), JSON.stringify({ sources: { gps: { rows_read: 4, duplicates_dropped: 1, rows_written: 3, snapshot_id: '5871234567890123456' } } }));
     // Athena answers in query order: the raw count, then the lake side of the quality checks.
     await athenaResults(world, [
       { columns: ['source', 'w0'], rows: [['gps', 4]] },
@@ -82,7 +84,7 @@ describe('batchRun with the aws activities (moto)', () => {
     redshift.on(BatchExecuteStatementCommand).resolves({ Id: 'load-gps' });
     redshift.on(ExecuteStatementCommand).resolves({ Id: 'quality' });
     redshift.on(DescribeStatementCommand).resolves({ Status: 'FINISHED' });
-    redshift.on(GetStatementResultCommand, { Id: 'load-gps:9' }).resolves({ ColumnMetadata: [{ name: 'row_count' }], Records: [[{ longValue: 3 }]] });
+    redshift.on(GetStatementResultCommand, { Id: 'load-gps:7' }).resolves({ ColumnMetadata: [{ name: 'row_count' }], Records: [[{ longValue: 3 }]] });
     redshift.on(GetStatementResultCommand, { Id: 'quality' }).resolves({
       ColumnMetadata: [{ name: 'row_count' }, { name: 'distinct_ids' }, { name: 'fingerprint' }],
       Records: [[{ longValue: 3 }, { longValue: 3 }, { stringValue: '6442450941' }]],
@@ -102,7 +104,7 @@ describe('batchRun with the aws activities (moto)', () => {
       );
       assert.deepEqual(result.rawRows, { vehicle: 0, gps: 4, traffic: 0, weather: 0, emergency: 0 });
       const { remoteId, ...curated } = result.curated ?? assert.fail('a batch run of its own curates');
-      assert.deepEqual(curated, { rowsRead: 4, duplicatesDropped: 1, rowsWritten: { vehicle: 0, gps: 3, traffic: 0, weather: 0, emergency: 0 } });
+      assert.deepEqual(curated, { rowsRead: 4, duplicatesDropped: 1, rowsWritten: { vehicle: 0, gps: 3, traffic: 0, weather: 0, emergency: 0 }, snapshots: { gps: '5871234567890123456' } });
       assert.match(remoteId ?? '', /^jr_/, 'the Glue job run id');
       assert.equal(result.loaded.gps, 3);
       assert.deepEqual(result.counts.warehouse, { vehicle: 0, gps: 3, traffic: 0, weather: 0, emergency: 0 });
@@ -121,6 +123,7 @@ describe('batchRun with the aws activities (moto)', () => {
       assert.equal(q.QueryExecution?.QueryExecutionContext?.Database, aws.glue.database);
     }
     const [load] = redshift.commandCalls(BatchExecuteStatementCommand).map((c) => c.args[0].input);
-    assert.ok(load?.Sqls?.some((s) => s.startsWith(`COPY "stage_gps" FROM 's3://${aws.buckets.curated}/curated/gps/${partition}/'`)), load?.Sqls?.join('\n'));
+    // The window read from the curated Iceberg table through the external schema on the Glue database.
+    assert.ok(load?.Sqls?.some((s) => /^INSERT INTO "[^"]+"\."gps" .* FROM "[^"]+_lake"\."gps" WHERE/s.test(s)), load?.Sqls?.join('\n'));
   });
 });
