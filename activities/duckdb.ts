@@ -325,9 +325,14 @@ export function scanParquet(placeholder: string): string {
 }
 
 
+/** The columns of a relation (a table function, a subquery) as DuckDB types them. */
+export async function describeRelation(conn: DuckDBConnection, relation: string, params: Params): Promise<Column[]> {
+  const rows = await queryRows(conn, `DESCRIBE SELECT * FROM ${relation}`, params);
+  return rows.map((r) => ({ name: toText(r.column_name), type: toText(r.column_type) }));
+}
+
 /** The columns of a set of Parquet files, merged by name as scanParquet reads them; none without files. */
 export async function describeParquet(conn: DuckDBConnection, files: LakeFile[]): Promise<Column[]> {
   if (files.length === 0) return [];
-  const rows = await queryRows(conn, `DESCRIBE SELECT * FROM ${scanParquet('$files')}`, { files: fileList(files) });
-  return rows.map((r) => ({ name: toText(r.column_name), type: toText(r.column_type) }));
+  return describeRelation(conn, scanParquet('$files'), { files: fileList(files) });
 }

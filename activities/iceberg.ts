@@ -4,14 +4,13 @@
 // position-delete files (spark/smartcity_spark/lake_reader.py, one long-lived child per process),
 // and DuckDB reads them, leaving out the deleted rows. DuckDB's own Iceberg extension would need a
 // download at run time, which these machines cannot do.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { listValue, type DuckDBValue } from '@duckdb/node-api';
 import { PROJECT_ROOT, type Config } from '../config';
 import type { Source } from '../schemas';
 import { tools } from '../stack/tools';
+import { JsonLinesChild } from './json-lines-child';
 import type { Window } from './lake';
 
 /** The curated tables' namespace in the local catalog (the Glue database on aws). */
@@ -31,71 +30,17 @@ export interface SnapshotFiles {
   deletes: string[];
 }
 
-interface Pending {
-  resolve: (files: SnapshotFiles) => void;
-  reject: (err: Error) => void;
+function reader(config: Config): JsonLinesChild {
+  const lake = config.lakeRoot;
+  return new JsonLinesChild(
+    'the curated-table reader (lake_reader.py)',
+    [tools.python(config), '-m', 'smartcity_spark.lake_reader', '--catalog-uri', `sqlite:///${catalogFile(config)}`, '--warehouse', `file://${lake}`, '--namespace', CURATED_NAMESPACE],
+    join(PROJECT_ROOT, 'spark'),
+  );
 }
 
-class Reader {
-  private child?: ChildProcessWithoutNullStreams;
-  private next = 1;
-  private readonly pending = new Map<number, Pending>();
-  private stderr = '';
-
-  constructor(private readonly config: Config) {}
-
-  private start(): ChildProcessWithoutNullStreams {
-    const lake = this.config.lakeRoot;
-    const child = spawn(
-      tools.python(this.config),
-      ['-m', 'smartcity_spark.lake_reader', '--catalog-uri', `sqlite:///${catalogFile(this.config)}`, '--warehouse', `file://${lake}`, '--namespace', CURATED_NAMESPACE],
-      { cwd: join(PROJECT_ROOT, 'spark'), stdio: ['pipe', 'pipe', 'pipe'] },
-    );
-    // The reader ends with this process (its stdin closes): idle, it never holds a worker or a test open.
-    child.unref();
-    for (const stream of [child.stdin, child.stdout, child.stderr] as unknown as { unref?: () => void }[]) stream.unref?.();
-    child.stderr.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-4_000)));
-    createInterface({ input: child.stdout }).on('line', (line) => this.answer(line));
-    const fail = (why: string) => {
-      if (this.child === child) this.child = undefined;
-      const err = new Error(`the curated-table reader (lake_reader.py) ${why}${this.stderr ? `:\n${this.stderr.trim()}` : ''}`);
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
-    };
-    child.once('error', (err) => fail(`could not start: ${err.message}`));
-    child.once('exit', (code, signal) => fail(`exited (${signal ?? `code ${code}`})`));
-    return child;
-  }
-
-  private answer(line: string): void {
-    let message: { id?: number; error?: string } & Partial<SnapshotFiles>;
-    try {
-      message = JSON.parse(line) as typeof message;
-    } catch {
-      return; // not ours (a library's print)
-    }
-    const waiting = message.id === undefined ? undefined : this.pending.get(message.id);
-    if (!waiting) return;
-    this.pending.delete(message.id!);
-    if (this.pending.size === 0) this.child?.unref();
-    if (message.error !== undefined) waiting.reject(new Error(message.error));
-    else waiting.resolve({ snapshot: message.snapshot ?? null, data: message.data ?? [], deletes: message.deletes ?? [] });
-  }
-
-  plan(source: Source, window: Window, snapshot: string | undefined): Promise<SnapshotFiles> {
-    this.child ??= this.start();
-    const id = this.next++;
-    const request = { id, table: source, from: window.from, to: window.to, snapshot: snapshot ?? null };
-    return new Promise<SnapshotFiles>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      // Held while an answer is due (a CLI waits for it); let go once none is.
-      this.child!.ref();
-      this.child!.stdin.write(`${JSON.stringify(request)}\n`);
-    });
-  }
-}
-
-const readers = new Map<string, Reader>();
+/** One reader per lake in this process. */
+const readers = new Map<string, JsonLinesChild>();
 
 /**
  * The files of a window of a curated table as of `snapshot` (the current snapshot when absent).
@@ -103,9 +48,10 @@ const readers = new Map<string, Reader>();
  */
 export async function curatedFiles(config: Config, source: Source, window: Window, snapshot?: string): Promise<SnapshotFiles> {
   if (!existsSync(catalogFile(config)) && snapshot === undefined) return { snapshot: null, data: [], deletes: [] };
-  let reader = readers.get(config.lakeRoot);
-  if (!reader) readers.set(config.lakeRoot, (reader = new Reader(config)));
-  return reader.plan(source, window, snapshot);
+  let child = readers.get(config.lakeRoot);
+  if (!child) readers.set(config.lakeRoot, (child = reader(config)));
+  const answer = (await child.request({ table: source, from: window.from, to: window.to, snapshot: snapshot ?? null })) as Partial<SnapshotFiles>;
+  return { snapshot: answer.snapshot ?? null, data: answer.data ?? [], deletes: answer.deletes ?? [] };
 }
 
 /** Binds the lists of a SnapshotFiles for curatedScan. */

@@ -7,7 +7,7 @@ import type { DuckDBConnection } from '@duckdb/node-api';
 import { join } from 'node:path';
 import type { Config } from '../config';
 import { SOURCES, type Source } from '../schemas';
-import { EVENT_TIME, ident, inTransaction, parseWindow, queryRows, tablesColumnNames, toText, withDatabase, type Column, type Window } from './duckdb';
+import { EVENT_TIME, describeRelation, ident, inTransaction, parseWindow, tablesColumnNames, withDatabase, type Column, type Window } from './duckdb';
 import type { CuratedRead, LoadResult, SourceCounts } from './types';
 
 /** Which windows were loaded when, with the rows each source received: the warehouse's own record. */
@@ -44,10 +44,7 @@ async function replaceWindow(conn: DuckDBConnection, source: Source, files: Snap
   const bounds = { from: window.from, to: window.to };
   const inWindow = `${ident(EVENT_TIME)} >= $from::TIMESTAMPTZ AND ${ident(EVENT_TIME)} < $to::TIMESTAMPTZ`;
   const params = curatedParams(files, 'curated');
-  const curated: Column[] =
-    files.data.length === 0
-      ? []
-      : (await queryRows(conn, `DESCRIBE SELECT * FROM ${curatedScan(files, 'curated')}`, params)).map((r) => ({ name: toText(r.column_name), type: toText(r.column_type) }));
+  const curated = files.data.length === 0 ? [] : await describeRelation(conn, curatedScan(files, 'curated'), params);
   if (curated.length > 0) await conformTable(conn, source, curated, columns);
   else if (columns.length === 0) return 0;
   await conn.run(`DELETE FROM ${ident(source)} WHERE ${inWindow}`, bounds);

@@ -250,6 +250,9 @@ function streamFlags(config: Config, args: IngestArgs, defaultProgress: string):
   return { flags, progressFile };
 }
 
+/** A batch job's summary: <lake>/_runs/<job>/<job name>.json, named after the job so the runner and its caller know where it is. */
+const runSummaryPath = (lakeRoot: string, spec: SparkJobSpec) => `${lakeRoot.replace(/\/+$/, '')}/_runs/${spec.job}/${spec.name}.json`;
+
 function jobArgs(config: Config, spec: SparkJobSpec): { flags: string[]; progressFile?: string; summaryPath?: string } {
   switch (spec.job) {
     case 'stream_ingest': {
@@ -271,7 +274,7 @@ function jobArgs(config: Config, spec: SparkJobSpec): { flags: string[]; progres
     case 'maintain': {
       const args = spec.args as MaintainArgs;
       const lakeRoot = args.lakeRoot ?? config.lakeRoot;
-      const summaryPath = args.summaryPath ?? `${lakeRoot.replace(/\/+$/, '')}/_runs/maintain/${spec.name}.json`;
+      const summaryPath = args.summaryPath ?? runSummaryPath(lakeRoot, spec);
       const flags: string[] = [];
       flag(flags, 'lake-root', lakeRoot);
       for (const table of args.tables ?? []) flag(flags, 'table', table);
@@ -286,8 +289,7 @@ function jobArgs(config: Config, spec: SparkJobSpec): { flags: string[]; progres
     case 'curate': {
       const args = spec.args as CurateArgs;
       const lakeRoot = args.lakeRoot ?? config.lakeRoot;
-      // Named after the job, not the window, so that the runner and its caller know where it is.
-      const summaryPath = args.summaryPath ?? `${lakeRoot.replace(/\/+$/, '')}/_runs/curate/${spec.name}.json`;
+      const summaryPath = args.summaryPath ?? runSummaryPath(lakeRoot, spec);
       const flags: string[] = [];
       flag(flags, 'lake-root', lakeRoot);
       flag(flags, 'from', args.from);

@@ -35,7 +35,7 @@ except ImportError:
 from pyspark.sql import SparkSession
 
 from smartcity_spark.connect import take_over_session
-from smartcity_spark.lakehouse import CATALOG, CATALOG_TYPES, configure_catalog, default_catalog_uri, quote
+from smartcity_spark.lakehouse import CATALOG, CATALOG_TYPES, configure_catalog, default_catalog_uri, quote, timestamp
 from smartcity_spark.runtime import default_lake_root, join, lake_fs, session
 
 
@@ -77,10 +77,6 @@ def parse_args(argv: list[str], env: Mapping[str, str]) -> argparse.Namespace:
     if args.catalog_type == "jdbc" and not args.catalog_uri:
         args.catalog_uri = default_catalog_uri(args.lake_root)
     return args
-
-
-def timestamp(instant: datetime) -> str:
-    return f"TIMESTAMP '{instant.strftime('%Y-%m-%d %H:%M:%S.%f')}+00:00'"
 
 
 def layout(spark: SparkSession, name: str) -> dict:

@@ -16,7 +16,6 @@ per line on stdout, so the imports (about a second) are paid once:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,8 @@ from typing import Any
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.expressions import And, GreaterThanOrEqual, LessThan
+
+from smartcity_spark.json_lines import serve
 
 CATALOG = "lake"  # the name Spark commits under (lakehouse.CATALOG): the catalog rows carry it
 
@@ -82,28 +83,14 @@ def plan(catalogs: Catalog, namespace: str, request: dict[str, Any]) -> dict[str
     return {"snapshot": str(snapshot_id), "data": sorted(data), "deletes": sorted(deletes)}
 
 
-def serve(catalog: Catalog, namespace: str) -> None:
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        request_id = None
-        try:
-            request = json.loads(line)
-            request_id = request.get("id")
-            answer = plan(catalog, namespace, request)
-        except Exception as err:  # noqa: BLE001 - every failure is an answer; the reader serves on
-            answer = {"error": f"{type(err).__name__}: {err}"}
-        sys.stdout.write(json.dumps({"id": request_id, **answer}) + "\n")
-        sys.stdout.flush()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="lake_reader", description="plans reads of the curated Iceberg tables, JSON lines on stdio")
     p.add_argument("--catalog-uri", required=True, help="SQLAlchemy URI of the JDBC catalog's SQLite file (sqlite:////abs/path)")
     p.add_argument("--warehouse", required=True, help="the catalog's warehouse (file:///…); tables carry their own locations")
     p.add_argument("--namespace", default="curated")
     args = p.parse_args(argv)
-    serve(Catalog(args.catalog_uri, args.warehouse), args.namespace)
+    catalog = Catalog(args.catalog_uri, args.warehouse)
+    serve(lambda request: plan(catalog, args.namespace, request))
     return 0
 
 

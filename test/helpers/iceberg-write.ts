@@ -2,10 +2,9 @@
 // the `lake` catalog on <lake>/_catalog/iceberg.sqlite, hours(event_time), format 2, merge-on-read),
 // written without Spark by test/helpers/iceberg_write.py, one long-lived child per test process.
 // Each call commits one snapshot and resolves to its id (a decimal string, as curate reports it).
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { PROJECT_ROOT, type Config } from '../../config';
+import { JsonLinesChild } from '../../activities/json-lines-child';
 import type { TimeWindow } from '../../activities/types';
 import { tools } from '../../stack/tools';
 
@@ -25,66 +24,14 @@ type Request =
   | { op: 'replace'; window: TimeWindow; columns: CuratedColumns; rows: CuratedRow[]; mode: WriteMode }
   | { op: 'delete'; eventIds: string[]; mode: WriteMode };
 
-interface Pending {
-  resolve: (snapshot: string) => void;
-  reject: (err: Error) => void;
+let writer: JsonLinesChild | undefined;
+
+async function write(config: Config, source: string, request: Request): Promise<string> {
+  writer ??= new JsonLinesChild('the Iceberg test writer (iceberg_write.py)', [tools.python(config), join(PROJECT_ROOT, 'test', 'helpers', 'iceberg_write.py')]);
+  const answer = await writer.request({ lake: config.lakeRoot, source, ...request });
+  if (typeof answer.snapshot !== 'string') throw new Error('iceberg_write.py answered without a snapshot');
+  return answer.snapshot;
 }
-
-class Writer {
-  private child?: ChildProcessWithoutNullStreams;
-  private next = 1;
-  private readonly pending = new Map<number, Pending>();
-  private stderr = '';
-
-  constructor(private readonly python: string) {}
-
-  private start(): ChildProcessWithoutNullStreams {
-    const child = spawn(this.python, [join(PROJECT_ROOT, 'test', 'helpers', 'iceberg_write.py')], { stdio: ['pipe', 'pipe', 'pipe'] });
-    // Held only while a write is under way (write()): an idle writer never keeps the test process
-    // alive, and it ends with it (its stdin closes).
-    child.unref();
-    for (const stream of [child.stdin, child.stdout, child.stderr] as unknown as { unref?: () => void }[]) stream.unref?.();
-    child.stderr.on('data', (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-4_000)));
-    createInterface({ input: child.stdout }).on('line', (line) => this.answer(line));
-    const fail = (why: string) => {
-      if (this.child === child) this.child = undefined;
-      const err = new Error(`the Iceberg test writer (iceberg_write.py) ${why}${this.stderr ? `:\n${this.stderr.trim()}` : ''}`);
-      for (const p of this.pending.values()) p.reject(err);
-      this.pending.clear();
-    };
-    child.once('error', (err) => fail(`could not start: ${err.message}`));
-    child.once('exit', (code, signal) => fail(`exited (${signal ?? `code ${code}`})`));
-    return child;
-  }
-
-  private answer(line: string): void {
-    let message: { id?: number; snapshot?: string; error?: string };
-    try {
-      message = JSON.parse(line) as typeof message;
-    } catch {
-      return; // a library's print
-    }
-    const waiting = message.id === undefined ? undefined : this.pending.get(message.id);
-    if (!waiting) return;
-    this.pending.delete(message.id!);
-    if (this.pending.size === 0) this.child?.unref();
-    if (message.error !== undefined || message.snapshot === undefined) waiting.reject(new Error(`iceberg_write.py: ${message.error ?? 'no snapshot in its answer'}`));
-    else waiting.resolve(message.snapshot);
-  }
-
-  write(config: Config, source: string, request: Request): Promise<string> {
-    const child = (this.child ??= this.start());
-    const id = this.next++;
-    child.ref();
-    return new Promise<string>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      child.stdin.write(`${JSON.stringify({ id, lake: config.lakeRoot, source, ...request })}\n`);
-    });
-  }
-}
-
-let writer: Writer | undefined;
-const write = (config: Config, source: string, request: Request) => (writer ??= new Writer(tools.python(config))).write(config, source, request);
 
 /** Adds rows to the source's table, creating it (and the catalog) on first use; new columns are added to the table. */
 export function appendCurated(config: Config, source: string, columns: CuratedColumns, rows: CuratedRow[]): Promise<string> {

@@ -34,9 +34,7 @@ COLUMNS).
 """
 from __future__ import annotations
 
-import json
 import sys
-import traceback
 import uuid
 from collections import defaultdict
 from datetime import datetime
@@ -73,6 +71,7 @@ from pyiceberg.transforms import HourTransform  # noqa: E402
 from pyiceberg.typedef import EMPTY_DICT  # noqa: E402
 from pyiceberg.types import DoubleType, IntegerType, LongType, NestedField, StringType, TimestamptzType  # noqa: E402
 
+from smartcity_spark.json_lines import serve  # noqa: E402
 from smartcity_spark.lakehouse import CATALOG, TABLE_PROPERTIES  # noqa: E402
 
 NAMESPACE = "curated"
@@ -310,18 +309,7 @@ def run(request: dict[str, Any]) -> str:
 
 
 def main() -> int:
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        request_id = None
-        try:
-            request = json.loads(line)
-            request_id = request.get("id")
-            answer = {"snapshot": run(request)}
-        except Exception as err:  # noqa: BLE001 - every failure is an answer; the writer serves on
-            answer = {"error": f"{type(err).__name__}: {err}\n{traceback.format_exc()}"}
-        sys.stdout.write(json.dumps({"id": request_id, **answer}) + "\n")
-        sys.stdout.flush()
+    serve(lambda request: {"snapshot": run(request)}, trace=True)
     return 0
 
 
