@@ -30,7 +30,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from smartcity_spark.connect import take_over_session
-from smartcity_spark.lakehouse import CATALOG_TYPES, configure_catalog, current_snapshot, default_catalog_uri, ensure_table, merge_window_sql, table_name
+from smartcity_spark.lakehouse import CATALOG_TYPES, configure_catalog, current_snapshot, default_catalog_uri, ensure_table, merge_window_sql, retrying, table_name
 from smartcity_spark.runtime import LakeFS, LocalFS, default_lake_root, join, lake_fs, materialise, session
 from smartcity_spark.schemas import EVENT_ID, EVENT_TIME, RAW_METADATA, SchemaError, SourceSchema, default_schemas_dir, load_schemas
 
@@ -240,7 +240,8 @@ def replace_window(
         view = f"curate_{source}_{uuid.uuid4().hex}"
         fresh.createOrReplaceTempView(view)
         try:
-            spark.sql(merge_window_sql(table_name(args.namespace, source), view, rows.columns, time_column, id_column, start, end))
+            merge = merge_window_sql(table_name(args.namespace, source), view, rows.columns, time_column, id_column, start, end)
+            retrying(f"merging {source} {iso(start)} → {iso(end)}", lambda: spark.sql(merge))
         finally:
             spark.catalog.dropTempView(view)
     finally:

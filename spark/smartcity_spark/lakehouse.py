@@ -17,8 +17,11 @@ and the jars are the server's (spark/connect.ts) or the job's (spark-submit, Glu
 """
 from __future__ import annotations
 
+import sys
+import time
 from datetime import datetime
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
@@ -41,6 +44,31 @@ TABLE_PROPERTIES = {
     "write.metadata.delete-after-commit.enabled": "true",
     "write.metadata.previous-versions-max": "50",
 }
+
+
+T_ = TypeVar("T_")
+
+# Failures a second try clears: SQLite's lock taken by another writer of the catalog file (the JDBC
+# catalog reports it as "Unknown failure"), two first curates creating the namespace or a table at
+# once, and Iceberg's own conflict check (another writer committed rows of the window since this
+# MERGE read it: the loser runs again against the new state).
+TRANSIENT = ("UncheckedSQLException", "SQLITE_BUSY", "database is locked", "AlreadyExistsException", "ValidationException", "CommitFailedException")
+ATTEMPTS = 8
+
+
+def retrying(what: str, run: Callable[[], T_]) -> T_:
+    """`run` again after a transient catalog failure (TRANSIENT), backing off up to ATTEMPTS
+    times: every step it guards is idempotent (create if missing, a MERGE that replaces a window)."""
+    for attempt in range(1, ATTEMPTS + 1):
+        try:
+            return run()
+        except Exception as err:  # noqa: BLE001 - filtered by message; anything else re-raises
+            if attempt == ATTEMPTS or not any(marker in f"{type(err).__name__} {err}" for marker in TRANSIENT):
+                raise
+            delay = min(0.25 * 2 ** attempt, 5.0)
+            print(f"[lakehouse] {what}: {str(err).splitlines()[0][:300]}; again in {delay:.1f} s (attempt {attempt + 1} of {ATTEMPTS})", file=sys.stderr, flush=True)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def default_catalog_uri(lake_root: str) -> str:
@@ -90,25 +118,22 @@ def table_name(namespace: str, source: str) -> str:
 def ensure_table(spark: SparkSession, namespace: str, source: str, schema: T.StructType, location: str, time_column: str) -> None:
     """Creates the source's table with `schema` at `location` unless it exists; adds the columns of
     `schema` it lacks (a contract's new optional field). Two first curates at once: both create
-    IF NOT EXISTS, and the loser of the catalog's insert sees the table on its next look."""
+    IF NOT EXISTS, and the loser of the catalog's insert tries again and finds the table."""
     name = table_name(namespace, source)
-    spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{quote(namespace)}")
+    retrying(f"creating namespace {namespace}", lambda: spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{quote(namespace)}"))
     if not spark.catalog.tableExists(f"{CATALOG}.{namespace}.{source}"):
         columns = ", ".join(f"{quote(f.name)} {f.dataType.simpleString()}" for f in schema.fields)
         props = ", ".join(f"'{k}'='{v}'" for k, v in TABLE_PROPERTIES.items())
-        try:
-            spark.sql(
-                f"CREATE TABLE IF NOT EXISTS {name} ({columns}) USING iceberg "
-                f"PARTITIONED BY (hours({quote(time_column)})) LOCATION '{location}' TBLPROPERTIES ({props})"
-            )
-        except Exception as err:  # noqa: BLE001 - the race above; anything else re-raises below
-            if not spark.catalog.tableExists(f"{CATALOG}.{namespace}.{source}"):
-                raise err
+        create = (
+            f"CREATE TABLE IF NOT EXISTS {name} ({columns}) USING iceberg "
+            f"PARTITIONED BY (hours({quote(time_column)})) LOCATION '{location}' TBLPROPERTIES ({props})"
+        )
+        retrying(f"creating table {name}", lambda: spark.sql(create))
     existing = {f.name for f in spark.table(name).schema.fields}
     missing = [f for f in schema.fields if f.name not in existing]
     if missing:
         added = ", ".join(f"{quote(f.name)} {f.dataType.simpleString()}" for f in missing)
-        spark.sql(f"ALTER TABLE {name} ADD COLUMNS ({added})")
+        retrying(f"adding columns to {name}", lambda: spark.sql(f"ALTER TABLE {name} ADD COLUMNS ({added})"))
 
 
 def timestamp(instant: datetime) -> str:
