@@ -35,7 +35,7 @@ except ImportError:
 from pyspark.sql import SparkSession
 
 from smartcity_spark.connect import take_over_session
-from smartcity_spark.lakehouse import CATALOG, CATALOG_TYPES, configure_catalog, default_catalog_uri, quote, timestamp
+from smartcity_spark.lakehouse import CATALOG, CATALOG_TYPES, configure_catalog, default_catalog_uri, quote, schema_changes, timestamp
 from smartcity_spark.runtime import default_lake_root, join, lake_fs, session
 
 
@@ -127,7 +127,8 @@ def run(spark: SparkSession, args: argparse.Namespace) -> dict:
     started = time.monotonic()
     tables = args.tables
     if not tables:
-        spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{quote(args.namespace)}")
+        with schema_changes(spark):  # the catalog's first use may create it
+            spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{quote(args.namespace)}")
         tables = sorted(r.tableName for r in spark.sql(f"SHOW TABLES IN {CATALOG}.{quote(args.namespace)}").collect())
     now = datetime.now(timezone.utc)
     summary = {"tables": {t: maintain_table(spark, args, t, now) for t in tables}}

@@ -17,11 +17,13 @@ and the jars are the server's (spark/connect.ts) or the job's (spark-submit, Glu
 """
 from __future__ import annotations
 
+import fcntl
 import sys
 import time
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
@@ -105,6 +107,32 @@ def configure_catalog(spark: SparkSession, catalog_type: str, warehouse: str, ur
         Path(uri.removeprefix("jdbc:sqlite:")).parent.mkdir(parents=True, exist_ok=True)
     for key, value in catalog_conf(catalog_type, warehouse, uri).items():
         spark.conf.set(key, value)
+    spark.conf.set(CATALOG_FILE_KEY, uri.removeprefix("jdbc:sqlite:") if catalog_type == "jdbc" and uri and uri.startswith("jdbc:sqlite:") else "")
+
+
+# Where this session's SQLite catalog file is (empty: not a local catalog); read by schema_changes.
+CATALOG_FILE_KEY = "spark.smartcity.catalogFile"
+
+
+@contextmanager
+def schema_changes(spark: SparkSession) -> Iterator[None]:
+    """One process at a time changes the local catalog's schema (its first use creates the
+    catalog's own tables, then the namespace, the tables, new columns): an OS lock on a file beside
+    the catalog, held by this client and released by the OS if it dies. Measured without it: two
+    first curates at once (the demo's live and backfill windows) initialised the catalog together,
+    and one session's catalog failed every later call with `UncheckedSQLException: Unknown failure`.
+    Commits need no such lock: SQLite's own (WAL, busy timeout) and Iceberg's checks order them.
+    The Glue catalog (aws) needs none: creating what exists is answered, and retried (retrying)."""
+    path = spark.conf.get(CATALOG_FILE_KEY, "")
+    if not path:
+        yield
+        return
+    with open(f"{path}.schema-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def quote(name: str) -> str:
@@ -119,6 +147,11 @@ def ensure_table(spark: SparkSession, namespace: str, source: str, schema: T.Str
     """Creates the source's table with `schema` at `location` unless it exists; adds the columns of
     `schema` it lacks (a contract's new optional field). Two first curates at once: both create
     IF NOT EXISTS, and the loser of the catalog's insert tries again and finds the table."""
+    with schema_changes(spark):
+        _ensure_table(spark, namespace, source, schema, location, time_column)
+
+
+def _ensure_table(spark: SparkSession, namespace: str, source: str, schema: T.StructType, location: str, time_column: str) -> None:
     name = table_name(namespace, source)
     retrying(f"creating namespace {namespace}", lambda: spark.sql(f"CREATE NAMESPACE IF NOT EXISTS {CATALOG}.{quote(namespace)}"))
     if not spark.catalog.tableExists(f"{CATALOG}.{namespace}.{source}"):
